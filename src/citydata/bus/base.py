@@ -1,0 +1,101 @@
+"""The bus interface.
+
+Two ways to receive:
+
+* ``subscribe(pattern, handler)``: live fan-out to every subscriber (SSE, MQTT out). A subscriber that cannot
+  keep up is cut off and counted (``slow_subscriber_drops``), never silently starved.
+* ``consume(group, pattern, handler)``: a named, durable consumer group. Each event is handled by one member
+  of the group; the handler's successful return acknowledges it, an exception makes it redelivered. A group
+  resumes where it stopped after a restart (where the implementation is durable: JetStream, or the in-process
+  bus with a journal). Members of one group get per-key order: events with the same key go to the same member.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from citydata.events import Event
+
+Handler = Callable[["Delivery"], Awaitable[None]]
+StartAt = Literal["new", "all"]
+
+
+@dataclass(slots=True)
+class Delivery:
+    """An event as a consumer receives it."""
+
+    event: Event
+    seq: int
+    attempt: int = 1
+    group: str | None = None
+
+    @property
+    def redelivered(self) -> bool:
+        return self.attempt > 1
+
+
+@dataclass
+class BusStats:
+    published: int = 0
+    delivered: int = 0
+    redelivered: int = 0
+    dead_lettered: int = 0
+    slow_subscriber_drops: int = 0
+    queue_depths: dict[str, int] = field(default_factory=dict)
+
+
+class Subscription(abc.ABC):
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Consumer(abc.ABC):
+    """A member of a durable consumer group."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def pending(self) -> int:
+        """Events published but not yet acknowledged by this group (as far as this member knows)."""
+
+
+class Bus(abc.ABC):
+    """Publish typed events; subscribe live; consume durably in named groups."""
+
+    stats: BusStats
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, event: Event) -> int:
+        """Publish one event; returns its sequence number. Waits (backpressure) when consumers are full."""
+
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        return [await self.publish(e) for e in events]
+
+    @abc.abstractmethod
+    async def subscribe(self, pattern: str, handler: Handler, *, queue_size: int = 1000) -> Subscription:
+        """Live fan-out of events whose kind matches ``pattern`` (``*`` one token, ``>`` the rest)."""
+
+    @abc.abstractmethod
+    async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
+                      max_attempts: int = 5) -> Consumer:
+        """Join the durable consumer group ``group``. After ``max_attempts`` failures an event is
+        dead-lettered (counted, and kept where the implementation can keep it) so one poison event never
+        blocks the group."""
+
+    @abc.abstractmethod
+    async def healthy(self) -> bool: ...
+
+    def describe(self) -> str:
+        return type(self).__name__

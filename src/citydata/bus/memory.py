@@ -1,0 +1,264 @@
+"""The in-process bus: asyncio, bounded queues, backpressure, never a silent drop.
+
+With a ``BusJournal`` (the store provides one) every published event is appended to a durable log before it
+is dispatched, and each consumer group's acknowledged position is saved, so a restarted process resumes each
+group where it stopped. Without one it is a pure in-memory bus (tests, tools).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Sequence
+from typing import Protocol
+
+from citydata.bus.base import Bus, BusStats, Consumer, Delivery, Handler, StartAt, Subscription
+from citydata.events import Event, kind_matches
+
+log = logging.getLogger(__name__)
+
+
+class BusJournal(Protocol):
+    """Durable storage for the in-process bus."""
+
+    async def append(self, events: Sequence[Event]) -> list[int]: ...
+
+    async def read_after(self, seq: int, limit: int) -> list[tuple[int, Event]]: ...
+
+    async def last_seq(self) -> int: ...
+
+    async def get_offset(self, group: str) -> int | None: ...
+
+    async def set_offset(self, group: str, seq: int) -> None: ...
+
+    async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None: ...
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """Stable partition of a key (the same on every node and every run)."""
+    return zlib.crc32(key.encode()) % partitions if partitions > 1 else 0
+
+
+class _Subscriber(Subscription):
+    def __init__(self, bus: MemoryBus, pattern: str, handler: Handler, queue_size: int) -> None:
+        self.bus, self.pattern, self.handler = bus, pattern, handler
+        self.queue: asyncio.Queue[Delivery | None] = asyncio.Queue(queue_size)
+        self.task = asyncio.create_task(self._run(), name=f"bus-sub-{pattern}")
+        self.closed = False
+
+    async def _run(self) -> None:
+        while True:
+            delivery = await self.queue.get()
+            if delivery is None:
+                return
+            try:
+                await self.handler(delivery)
+            except Exception:
+                log.exception("live subscriber %s failed on %s", self.pattern, delivery.event.kind)
+
+    def offer(self, delivery: Delivery) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            # A live subscriber that cannot keep up is cut off, loudly: it must reconnect and re-read state.
+            self.bus.stats.slow_subscriber_drops += 1
+            log.warning("live subscriber %s too slow; disconnected", self.pattern)
+            self.closed = True
+            self.bus._subscribers.discard(self)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bus._subscribers.discard(self)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class _Member(Consumer):
+    def __init__(self, group: _Group, handler: Handler, index: int) -> None:
+        self.group, self.handler = group, handler
+        self.name = f"{group.name}#{index}"
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue(group.bus.queue_size)
+        self.task = asyncio.create_task(self._run(), name=f"bus-consumer-{self.name}")
+
+    async def _run(self) -> None:
+        bus = self.group.bus
+        while True:
+            delivery = await self.queue.get()
+            try:
+                while True:
+                    try:
+                        await self.handler(delivery)
+                        bus.stats.delivered += 1
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as err:
+                        if delivery.attempt >= self.group.max_attempts:
+                            bus.stats.dead_lettered += 1
+                            log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s",
+                                      self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
+                            if bus.journal is not None:
+                                await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
+                            break
+                        bus.stats.redelivered += 1
+                        delivery = Delivery(delivery.event, delivery.seq, delivery.attempt + 1, delivery.group)
+                        await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
+            finally:
+                self.queue.task_done()
+            await self.group.acked(delivery.seq)
+
+    def pending(self) -> int:
+        return self.queue.qsize()
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        self.group.remove(self)
+
+
+class _Group:
+    def __init__(self, bus: MemoryBus, name: str, pattern: str, max_attempts: int) -> None:
+        self.bus, self.name, self.pattern, self.max_attempts = bus, name, pattern, max_attempts
+        self.members: list[_Member] = []
+        self.in_flight: set[int] = set()
+        self.committed = 0
+        self.highest = 0
+
+    def route(self, delivery: Delivery) -> _Member:
+        return self.members[partition_of(delivery.event.key, len(self.members))]
+
+    async def dispatch(self, delivery: Delivery) -> None:
+        self.in_flight.add(delivery.seq)
+        self.highest = max(self.highest, delivery.seq)
+        await self.route(delivery).queue.put(delivery)  # waits when full: backpressure on the publisher
+
+    async def acked(self, seq: int) -> None:
+        self.in_flight.discard(seq)
+        watermark = (min(self.in_flight) - 1) if self.in_flight else self.highest
+        if watermark > self.committed:
+            self.committed = watermark
+            if self.bus.journal is not None:
+                await self.bus.journal.set_offset(self.name, watermark)
+
+    def remove(self, member: _Member) -> None:
+        if member in self.members:
+            self.members.remove(member)
+        if not self.members:
+            self.bus._groups.pop(self.name, None)
+
+
+class MemoryBus(Bus):
+    """In-process bus with bounded queues. Pass a journal for durable consumer groups."""
+
+    def __init__(self, queue_size: int = 10_000, journal: BusJournal | None = None) -> None:
+        self.queue_size = queue_size
+        self.journal = journal
+        self.stats = BusStats()
+        self._seq = 0
+        self._subscribers: set[_Subscriber] = set()
+        self._groups: dict[str, _Group] = {}
+        self._lock = asyncio.Lock()
+        self._started = False
+
+    async def start(self) -> None:
+        if self.journal is not None:
+            self._seq = await self.journal.last_seq()
+        self._started = True
+
+    async def stop(self) -> None:
+        for sub in list(self._subscribers):
+            await sub.close()
+        for group in list(self._groups.values()):
+            for member in list(group.members):
+                await member.close()
+        self._started = False
+
+    async def healthy(self) -> bool:
+        return self._started
+
+    async def publish(self, event: Event) -> int:
+        return (await self.publish_many([event]))[0]
+
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        if not events:
+            return []
+        async with self._lock:
+            if self.journal is not None:
+                seqs = await self.journal.append(events)
+            else:
+                seqs = list(range(self._seq + 1, self._seq + 1 + len(events)))
+            self._seq = seqs[-1]
+            for event, seq in zip(events, seqs, strict=True):
+                await self._dispatch(event, seq)
+        self.stats.published += len(events)
+        return seqs
+
+    async def _dispatch(self, event: Event, seq: int) -> None:
+        for group in list(self._groups.values()):
+            if kind_matches(group.pattern, event.kind) and group.members:
+                await group.dispatch(Delivery(event, seq, 1, group.name))
+        for sub in list(self._subscribers):
+            if kind_matches(sub.pattern, event.kind):
+                sub.offer(Delivery(event, seq))
+
+    async def subscribe(self, pattern: str, handler: Handler, *, queue_size: int = 1000) -> Subscription:
+        sub = _Subscriber(self, pattern, handler, queue_size)
+        self._subscribers.add(sub)
+        return sub
+
+    async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
+                      max_attempts: int = 5) -> Consumer:
+        async with self._lock:
+            existing = self._groups.get(group)
+            if existing is not None:
+                if existing.pattern != pattern:
+                    raise ValueError(f"consumer group {group!r} already consumes {existing.pattern!r}")
+                member = _Member(existing, handler, len(existing.members))
+                existing.members.append(member)
+                return member
+            grp = _Group(self, group, pattern, max_attempts)
+            member = _Member(grp, handler, 0)
+            grp.members.append(member)
+            self._groups[group] = grp
+            if self.journal is not None:
+                offset = await self.journal.get_offset(group)
+                if offset is None:
+                    offset = 0 if start == "all" else self._seq
+                    await self.journal.set_offset(group, offset)
+                grp.committed = grp.highest = offset
+                await self._replay(grp, offset)
+            else:
+                grp.committed = grp.highest = self._seq
+            return member
+
+    async def _replay(self, group: _Group, after: int) -> None:
+        assert self.journal is not None
+        while after < self._seq:
+            batch = await self.journal.read_after(after, 1000)
+            if not batch:
+                break
+            for seq, event in batch:
+                if seq > self._seq:
+                    return
+                if kind_matches(group.pattern, event.kind):
+                    await group.dispatch(Delivery(event, seq, 1, group.name))
+                after = seq
+            if after > group.highest and not group.in_flight:
+                await group.acked(after)
+            group.highest = max(group.highest, after)
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {f"consumer:{m.name}": m.pending() for g in self._groups.values() for m in g.members}
+        depths.update({f"subscriber:{s.pattern}": s.queue.qsize() for s in self._subscribers})
+        return depths

@@ -1,0 +1,328 @@
+"""The settings tree: one typed model, built once from ``CITYDATA_*`` variables and an optional TOML file.
+
+Nothing here runs at import time. ``load_settings`` is called by the CLI (or a test) and the result is passed
+into factories. Precedence, highest first: explicit overrides (CLI flags), environment, TOML file, defaults.
+The TOML file may use flat keys (``db_url = ...``) or sections (``[db] url = ...`` means ``db_url``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from citydata.errors import ConfigError
+
+ENV_PREFIX = "CITYDATA_"
+# Variables with the prefix that are not settings: the config file path and test switches.
+NON_SETTING_ENV = {"CITYDATA_CONFIG", "CITYDATA_REQUIRE_SERVICES", "CITYDATA_TEST_PG_URL",
+                   "CITYDATA_TEST_NATS_URL", "CITYDATA_TEST_MQTT_URL"}
+KNOWN_BAD_SECRETS = {"changeme", "change-me", "secret", "password", "default", "citydata", "test", "dev",
+                     "insecure", "0" * 32, "x" * 32}
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseModel):
+    """Every setting of the platform. Environment name: ``CITYDATA_`` + the field name in capitals."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    # -- where things live
+    data_dir: Path = Field(Path("citydata-data"), title="Data directory",
+                           description="Directory for the SQLite file, generated secrets and uploads.")
+    city: str = Field("phuket", title="Reference city",
+                      description="Name of the shipped reference city loaded on first start.")
+    timezone: str = Field("Asia/Bangkok", title="Display time zone",
+                          description="Time zone used for human-facing timestamps (storage is always UTC).")
+
+    # -- store
+    db_url: str | None = Field(None, title="Database URL",
+                               description="sqlite:///PATH or postgresql://user@host:port/db. "
+                                           "Default: sqlite:///<data_dir>/citydata.db.")
+    db_schema: str | None = Field(None, title="PostgreSQL schema",
+                                  description="Schema (search_path) to use on PostgreSQL; created if missing.")
+    db_pool_size: int = Field(10, ge=1, le=200, title="Read pool size",
+                              description="Connections in the read pool (PostgreSQL), or read connections (SQLite).")
+    db_batch_rows: int = Field(1000, ge=1, le=100_000, title="Write batch rows",
+                               description="The writer commits after this many queued rows ...")
+    db_batch_ms: float = Field(10.0, ge=0.0, le=10_000, title="Write batch window (ms)",
+                               description="... or after this many milliseconds, whichever comes first.")
+    db_write_buffer: int = Field(100_000, ge=100, title="Write buffer rows",
+                                 description="Rows that may wait for the database; beyond this writes get 503.")
+    db_retry_s: float = Field(30.0, ge=0.0, title="Write retry budget (s)",
+                              description="How long a write waits and retries an unreachable database "
+                                          "before it is refused with 503.")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", title="SQLite synchronous", description="FULL makes every acknowledged commit durable (WAL).")
+
+    # -- bus
+    bus_url: str = Field("memory://", title="Event bus URL",
+                         description="memory:// for the in-process bus, nats://host:port for NATS JetStream.")
+    bus_queue_size: int = Field(10_000, ge=1, title="Bus queue size",
+                                description="Bound of each in-process consumer queue (publishers wait when full).")
+    bus_stream: str = Field("CITYDATA", title="JetStream stream name",
+                            description="Name of the JetStream stream that carries the platform's events.")
+    bus_subject_prefix: str = Field("citydata", title="Bus subject prefix",
+                                    description="Prefix of every bus subject (lets several platforms share NATS).")
+
+    # -- MQTT
+    mqtt_url: str = Field("embedded://127.0.0.1:1883", title="MQTT URL",
+                          description="embedded://HOST:PORT runs the in-process broker; mqtt://HOST:PORT uses "
+                                      "an external broker. Use embedded://0.0.0.0:1883 to accept devices "
+                                      "from the network.")
+    mqtt_require_auth: bool = Field(True, title="MQTT authentication",
+                                    description="On the embedded broker, require an API token as username "
+                                                "or password.")
+    mqtt_username: str | None = Field(None, title="MQTT username",
+                                      description="Username for an external broker.")
+    mqtt_password: SecretStr | None = Field(None, title="MQTT password",
+                                            description="Password for an external broker.")
+    mqtt_client_id: str = Field("citydata-platform", title="MQTT client id",
+                                description="Client id of the platform's own MQTT session.")
+
+    # -- HTTP
+    http_host: str = Field("127.0.0.1", title="HTTP bind address", description="Address the API listens on.")
+    http_port: int = Field(8000, ge=0, le=65535, title="HTTP port",
+                           description="Port the API listens on (0 picks a free port).")
+    public_url: str | None = Field(None, title="Public base URL",
+                                   description="Base URL used in links (default: http://HOST:PORT).")
+    read_public: bool = Field(True, title="Public reads",
+                              description="Allow anonymous reads of non-personal data (sensor API, CAP feed).")
+    cors_origins: list[str] = Field(default_factory=list, title="CORS origins",
+                                    description="Origins allowed to call the API from a browser "
+                                                "(comma-separated).")
+
+    # -- security
+    secret_key: SecretStr | None = Field(None, title="Signing key",
+                                         description="Key that signs sessions (JWT) and hashes. Generated into "
+                                                     "<data_dir>/secret_key on first start when unset.")
+    pii_keys: SecretStr | None = Field(None, title="Personal-data keys",
+                                       description="AES-256-GCM keys for personal data, 'kid:base64key' "
+                                                   "comma-separated, newest first (rotation). Generated into "
+                                                   "<data_dir>/pii_keys on first start when unset.")
+    jwt_ttl_s: int = Field(8 * 3600, ge=60, title="Session lifetime (s)",
+                           description="Lifetime of a login session token.")
+    admin_password: SecretStr | None = Field(None, title="Initial admin password",
+                                             description="Password of the 'admin' user created on first start. "
+                                                         "Generated into <data_dir>/admin_password when unset.")
+    login_max_failures: int = Field(5, ge=1, title="Login failures before throttling",
+                                    description="Failed logins or token guesses per client per minute "
+                                                "before 429.")
+
+    # -- operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", title="Log level",
+                                                                   description="Minimum level logged.")
+    log_format: Literal["json", "text"] = Field("json", title="Log format",
+                                                description="json (one object a line) or text.")
+    shutdown_grace_s: float = Field(10.0, ge=0.0, title="Shutdown grace (s)",
+                                    description="Time given to flush queued writes on shutdown.")
+    heartbeat_silence_s: int = Field(900, ge=10, title="Device silence (s)",
+                                     description="A device with no heartbeat for this long is reported silent.")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _valid_pii_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_pii_keys(value.get_secret_value())
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _known_db(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite:", "postgresql:", "postgres:",
+                                                        "postgresql+asyncpg:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _known_bus(cls, value: str) -> str:
+        if not value.startswith(("memory://", "nats://", "tls://")):
+            raise ValueError("must be memory:// or nats://host:port")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _known_mqtt(cls, value: str) -> str:
+        if not value.startswith(("embedded://", "mqtt://", "mqtts://", "none://")):
+            raise ValueError("must be embedded://HOST:PORT, mqtt://HOST:PORT or none://")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    # -- derived values
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'citydata.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite:")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings for display: secrets masked, derived URLs resolved."""
+        out = json.loads(self.model_dump_json())
+        for name, field in Settings.model_fields.items():
+            if field.annotation in (SecretStr, SecretStr | None) and getattr(self, name) is not None:
+                out[name] = "********"
+        out["db_url"] = _mask_url(self.database_url)
+        return out
+
+
+def _mask_url(url: str) -> str:
+    if "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
+        scheme, rest = url.split("//", 1)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}//{creds.split(':', 1)[0]}:****@{host}"
+    return url
+
+
+def check_secret(value: str) -> None:
+    """Refuse weak or well-known secrets."""
+    if value.lower() in KNOWN_BAD_SECRETS or len(set(value)) < 8:
+        raise ValueError("is a known or trivial value; generate one (e.g. `openssl rand -base64 48`)")
+    if len(value) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters")
+
+
+def parse_pii_keys(value: str) -> list[tuple[str, bytes]]:
+    """Parse 'kid:base64key,...' into (kid, 32-byte key) pairs, newest first."""
+    keys: list[tuple[str, bytes]] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        kid, sep, b64 = part.partition(":")
+        if not sep or not kid.isalnum():
+            raise ValueError("each key must look like 'kid:base64key' with an alphanumeric kid")
+        try:
+            key = base64.urlsafe_b64decode(b64 + "=" * (-len(b64) % 4))
+        except (binascii.Error, ValueError) as err:
+            raise ValueError(f"key {kid!r} is not valid base64") from err
+        if len(key) != 32:
+            raise ValueError(f"key {kid!r} must decode to 32 bytes (AES-256)")
+        if len(set(key)) < 8:
+            raise ValueError(f"key {kid!r} is trivial")
+        keys.append((kid, key))
+    if not keys:
+        raise ValueError("no key given")
+    return keys
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and name not in Settings.model_fields:
+            out.update(_flatten(value, f"{name}_"))
+        else:
+            out[name] = value
+    return out
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in NON_SETTING_ENV:
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in Settings.model_fields:
+            raise ConfigError(f"{key}: unknown setting (see docs/configuration.md)")
+        if name == "cors_origins" and raw.strip().startswith("["):
+            values[name] = json.loads(raw)
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build the settings. Raises ``ConfigError`` with a one-line message that names the bad setting."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("CITYDATA_CONFIG")
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            values.update(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
+        except FileNotFoundError as err:
+            raise ConfigError(f"config file {path} does not exist") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path}: {err}") from err
+        unknown = sorted(set(values) - set(Settings.model_fields))
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting {unknown[0]!r}")
+    values.update(_env_values(environ))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "settings"
+        given = first.get("input")
+        shown = "" if name in ("secret_key", "pii_keys", "admin_password", "mqtt_password") \
+            else f" (got {given!r})"
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {first['msg']}{shown}") from err
+
+
+def _secret_file(path: Path, make: Any) -> str:
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(0o600)
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = str(make())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def resolve_secrets(settings: Settings) -> Settings:
+    """Fill unset secrets from files in the data directory, generating them (mode 0600) on first start."""
+    updates: dict[str, Any] = {}
+    if settings.secret_key is None:
+        value = _secret_file(settings.data_dir / "secret_key", lambda: secrets.token_urlsafe(48))
+        try:
+            check_secret(value)
+        except ValueError as err:
+            raise ConfigError(f"{settings.data_dir / 'secret_key'}: {err}") from err
+        updates["secret_key"] = SecretStr(value)
+    if settings.pii_keys is None:
+        value = _secret_file(
+            settings.data_dir / "pii_keys",
+            lambda: "k1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="))
+        try:
+            parse_pii_keys(value)
+        except ValueError as err:
+            raise ConfigError(f"{settings.data_dir / 'pii_keys'}: {err}") from err
+        updates["pii_keys"] = SecretStr(value)
+    if settings.admin_password is None:
+        value = _secret_file(settings.data_dir / "admin_password", lambda: secrets.token_urlsafe(12))
+        updates["admin_password"] = SecretStr(value)
+    return settings.model_copy(update=updates) if updates else settings

@@ -1,0 +1,21 @@
+"""Alembic environment: always run on a connection handed in by ``citydata.store.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from citydata.store.schema import metadata
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations with `citydata db upgrade`, which provides the connection")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
