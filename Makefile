@@ -1,0 +1,56 @@
+# CityData: `make demo` runs the platform with the Phuket simulator; `make test` runs the whole suite.
+# Both bootstrap uv (into .bootstrap/, never into the system Python) and the locked environment (.venv/).
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .bootstrap/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+RUN := $(UV) run --locked --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: help demo serve test check lint typecheck unit bench docs env clean
+
+help:
+	@echo "make demo   - run the platform on SQLite + embedded MQTT, fed by the Phuket simulator"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make check  - lint and type-check only"
+	@echo "make bench  - run the benchmarks and write BENCHMARKS.md"
+	@echo "make docs   - regenerate docs/configuration.md and docs/roles.md"
+
+env: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+$(UV):
+	@$(PYTHON) tools/bootstrap_uv.py
+
+demo: env
+	$(RUN) citydata demo
+
+serve: env
+	$(RUN) citydata serve
+
+lint: env
+	$(RUN) ruff check src tests bench tools
+
+typecheck: env
+	$(RUN) mypy
+
+check: lint typecheck
+	$(RUN) python tools/gen_docs.py --check
+
+unit: env
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test: check unit
+
+bench: env
+	$(RUN) python bench/run_all.py
+
+docs: env
+	$(RUN) python tools/gen_docs.py
+
+clean:
+	rm -rf .venv .bootstrap .pytest_cache .mypy_cache .ruff_cache

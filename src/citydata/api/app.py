@@ -1,0 +1,58 @@
+"""``create_app(platform)``: the FastAPI application, with its routers, problem handlers and metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from citydata import __version__
+from citydata.api.problems import install_problem_handlers
+
+if TYPE_CHECKING:
+    from citydata.app import Platform
+
+DESCRIPTION = """CityData: the City Data Platform and Intelligence Operation Center API.
+
+Authentication: `Authorization: Bearer <token>` with an API token (`citydata tokens create`) or a session from
+`POST /api/v1/auth/login`. HTTP Basic with the token as password is also accepted (FROST-style clients).
+Errors are `application/problem+json` with a machine `code`.
+"""
+
+TAGS = [
+    {"name": "operations", "description": "Health, readiness and metrics."},
+    {"name": "auth", "description": "Log in, sessions and API tokens."},
+    {"name": "devices", "description": "The device registry and heartbeats."},
+    {"name": "geography", "description": "The reference city: provinces, districts, checkpoints, places."},
+    {"name": "admin", "description": "Dead letters, audit log and users (admin only)."},
+]
+
+
+def create_app(platform: Platform) -> FastAPI:
+    from citydata.api.routes import admin, auth, devices, geography, ops
+
+    app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
+                  docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
+    app.state.platform = platform
+    install_problem_handlers(app)
+    if platform.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=platform.settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
+    metrics = platform.metrics
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(request.method, name, str(response.status_code)).inc()
+        metrics.http_latency.labels(name).observe(time.perf_counter() - started)
+        return response
+
+    for module in (ops, auth, devices, geography, admin):
+        app.include_router(module.router)
+    return app

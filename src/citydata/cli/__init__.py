@@ -1,0 +1,1 @@
+"""The ``citydata`` command line: one module per command group."""

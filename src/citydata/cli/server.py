@@ -1,0 +1,157 @@
+"""``citydata serve``, ``citydata demo`` and ``citydata simulate``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from citydata.cli.common import ConfigOpt, run, settings_from
+
+log = logging.getLogger(__name__)
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def serve(config: ConfigOpt = None,
+          host: Annotated[str | None, typer.Option(help="Bind address (CITYDATA_HTTP_HOST).")] = None,
+          port: Annotated[int | None, typer.Option(help="HTTP port (CITYDATA_HTTP_PORT).")] = None) -> None:
+    """Run the platform until Ctrl-C or SIGTERM. Fails at once, naming the port, when a port is taken."""
+    from citydata.app import Platform
+    from citydata.ops.logging import configure_logging
+
+    settings = settings_from(config, http_host=host, http_port=port)
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def go() -> None:
+        async with Platform(settings, serve_http=True) as platform:
+            print(f"CityData serving on {platform.settings.base_url} (docs: {platform.settings.base_url}/docs, "
+                  f"MQTT: {platform.mqtt_url or 'off'})", flush=True)
+            await _wait_for_signal()
+            print("stopping: flushing queued writes", flush=True)
+
+    run(go())
+
+
+def _demo_token(platform: Any, data_dir: Path) -> Any:
+    """Reuse the demo's simulator token across runs (kept 0600 in the data directory)."""
+    from citydata.auth import Role
+
+    path = data_dir / "demo_simulator_token"
+
+    async def get() -> str:
+        if path.exists():
+            token = path.read_text(encoding="utf-8").strip()
+            with contextlib.suppress(Exception):
+                await platform.tokens.verify(token)
+                return token
+        _, token = await platform.tokens.create(Role.ADMIN, "demo simulator", created_by="demo")
+        path.write_text(token + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return str(token)
+
+    return get()
+
+
+def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 60.0,
+         port: Annotated[int | None, typer.Option(help="HTTP port (default 8000, or a free one).")] = None,
+         seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+         duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+         config: ConfigOpt = None) -> None:
+    """Run the platform on its embedded defaults, fed live by the Phuket simulator, and print the URLs."""
+    from citydata.app import Platform
+    from citydata.ingest.mqtt import parse_mqtt_url, pick_free_port, port_free
+    from citydata.ops.logging import configure_logging
+    from citydata.sim import Simulator, SimulatorConfig
+
+    base = settings_from(config)
+    http_port = port or base.http_port
+    if not port_free(base.http_host, http_port):
+        http_port = pick_free_port(base.http_host)
+    overrides: dict[str, Any] = {"http_port": http_port}
+    scheme, mhost, mport = parse_mqtt_url(base.mqtt_url)
+    if scheme == "embedded" and not port_free(mhost, mport):
+        overrides["mqtt_url"] = f"embedded://{mhost}:{pick_free_port(mhost)}"
+    settings = base.model_copy(update=overrides)
+    configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, "text")
+
+    async def go() -> None:
+        async with Platform(settings, serve_http=True) as platform:
+            s = platform.settings
+            token = await _demo_token(platform, s.data_dir)
+            url = s.base_url
+            sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed,
+                                            mqtt_url=platform.mqtt_url or None))
+            sim_task = asyncio.create_task(sim.run())
+            password_file = (s.data_dir / "admin_password").resolve()
+            print("\nCityData demo is running (Ctrl-C to stop)\n"
+                  f"  API            {url}/api/v1/info\n"
+                  f"  API docs       {url}/docs\n"
+                  f"  Devices        {url}/api/v1/devices\n"
+                  f"  Places         {url}/api/v1/places?kind=checkpoint\n"
+                  f"  Health         {url}/readyz   metrics: {url}/metrics\n"
+                  f"  MQTT broker    {platform.mqtt_url}  (username: an API token)\n"
+                  f"  Data           {platform.store.dialect} in {s.data_dir.resolve()}\n"
+                  f"  Admin login    user 'admin', password in {password_file}\n"
+                  f"  Simulator      speed x{speed:g}, seed {seed}\n", flush=True)
+            waiter = asyncio.create_task(_wait_for_signal())
+            timer = asyncio.create_task(asyncio.sleep(duration if duration else 10**9))
+            await asyncio.wait({waiter, timer, sim_task}, return_when=asyncio.FIRST_COMPLETED)
+            sim.stop()
+            with contextlib.suppress(Exception):
+                stats = await asyncio.wait_for(sim_task, 10)
+                print(f"simulator: {json.dumps(stats.__dict__)}", flush=True)
+            for task in (waiter, timer):
+                task.cancel()
+            print("stopping: flushing queued writes", flush=True)
+
+    run(go())
+
+
+def simulate(url: Annotated[str, typer.Option(help="Base URL of a running platform.")],
+             token: Annotated[str, typer.Option(help="API token (role device, operator or admin).")],
+             speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 60.0,
+             seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
+             duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+             mqtt_url: Annotated[str | None, typer.Option(help="MQTT broker (default: from the platform).")]
+             = None) -> None:
+    """Drive a running platform over HTTP and MQTT, as Phuket's devices would."""
+    from citydata.ops.logging import configure_logging
+    from citydata.sim import Simulator, SimulatorConfig
+
+    configure_logging("INFO", "text")
+    sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed, duration_s=duration,
+                                    mqtt_url=mqtt_url))
+
+    async def go() -> Any:
+        task = asyncio.create_task(sim.run())
+        waiter = asyncio.create_task(_wait_for_signal())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        sim.stop()
+        waiter.cancel()
+        return await task
+
+    stats = run(go())
+    print(json.dumps(stats.__dict__))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("demo")(demo)
+    app.command("simulate")(simulate)

@@ -1,0 +1,1 @@
+"""Ingest adapters: MQTT (embedded broker and bridge), dead letters. HTTP routes live in citydata.api."""

@@ -1,0 +1,141 @@
+"""The simulator's engine: talks to a platform at ``url`` with ``token`` over HTTP and MQTT, like real devices.
+
+Time in the simulation runs ``speed`` times faster than the wall clock (one heartbeat round every simulated
+minute). The same seed gives the same fleet, the same channels and the same silent device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import aiomqtt
+import httpx
+import orjson
+
+from citydata.sim.devices import SimDevice, heartbeat, phuket_devices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SimulatorConfig:
+    url: str
+    token: str
+    speed: float = 60.0
+    seed: int = 7
+    duration_s: float | None = None       # wall-clock seconds; None runs until stopped
+    mqtt_url: str | None = None           # default: what the platform's /api/v1/info says
+    heartbeat_every_s: float = 60.0       # simulated seconds between heartbeat rounds
+
+
+@dataclass
+class SimulatorStats:
+    registered: int = 0
+    heartbeats_http: int = 0
+    heartbeats_mqtt: int = 0
+    errors: int = 0
+    rounds: int = 0
+    silent: list[str] = field(default_factory=list)
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed)
+        self.devices: list[SimDevice] = phuket_devices(self.rng)
+        # One probe goes silent after a while: the absence rules must notice it.
+        self.silent_device = self.rng.choice([d for d in self.devices if d.kind == "dissolved_oxygen"])
+        self.silent_after_rounds = 30
+        self.stats = SimulatorStats()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> SimulatorStats:
+        cfg = self.config
+        headers = {"Authorization": f"Bearer {cfg.token}"}
+        async with httpx.AsyncClient(base_url=cfg.url.rstrip("/"), headers=headers, timeout=30) as http:
+            info = (await http.get("/api/v1/info")).json()
+            mqtt_url = cfg.mqtt_url or info.get("mqtt_url")
+            await self._register(http)
+            deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
+            mqtt_task = None
+            queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(10_000)
+            if mqtt_url:
+                mqtt_task = asyncio.create_task(self._mqtt_sender(mqtt_url, queue))
+            try:
+                while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    await self._round(http, queue)
+                    wait = cfg.heartbeat_every_s / max(cfg.speed, 0.001)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), wait)
+            finally:
+                if mqtt_task is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(queue.join(), 5)
+                    mqtt_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await mqtt_task
+        return self.stats
+
+    async def _register(self, http: httpx.AsyncClient) -> None:
+        for device in self.devices:
+            response = await http.post("/api/v1/devices", json=device.registration())
+            if response.status_code in (200, 201):
+                self.stats.registered += 1
+            else:
+                self.stats.errors += 1
+                log.warning("registering %s failed: %s %s", device.id, response.status_code, response.text[:200])
+
+    async def _round(self, http: httpx.AsyncClient, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        tick = self.stats.rounds
+        self.stats.rounds += 1
+        for device in self.devices:
+            if device is self.silent_device and tick >= self.silent_after_rounds:
+                if device.id not in self.stats.silent:
+                    self.stats.silent.append(device.id)
+                continue
+            beat = heartbeat(self.rng, device, tick)
+            if device.channel == "http":
+                try:
+                    response = await http.post(f"/api/v1/devices/{device.id}/heartbeat", json=beat)
+                    if response.status_code == 202:
+                        self.stats.heartbeats_http += 1
+                    else:
+                        self.stats.errors += 1
+                except httpx.HTTPError:
+                    self.stats.errors += 1
+            else:
+                await queue.put((f"citydata/devices/{device.id}/heartbeat", orjson.dumps(beat)))
+
+    async def _mqtt_sender(self, mqtt_url: str, queue: asyncio.Queue[tuple[str, bytes]]) -> None:
+        parsed = urlparse(mqtt_url)
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 1883
+        delay = 0.5
+        while True:
+            try:
+                async with aiomqtt.Client(host, port, username=self.config.token,
+                                          identifier=f"citydata-sim-{self.config.seed}") as client:
+                    delay = 0.5
+                    while True:
+                        topic, payload = await queue.get()
+                        try:
+                            await client.publish(topic, payload, qos=1)
+                        except aiomqtt.MqttError:
+                            queue.put_nowait((topic, payload))   # keep it for the next connection
+                            raise
+                        finally:
+                            queue.task_done()
+                        self.stats.heartbeats_mqtt += 1
+            except aiomqtt.MqttError as err:
+                self.stats.errors += 1
+                log.warning("simulator MQTT connection lost (%s); retrying", err)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
