@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Executable, RowMapping, Table, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    RowMapping,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -23,10 +36,13 @@ from citydata.errors import ConfigError
 from citydata.store import schema
 from citydata.store.postgres import PostgresBulk
 from citydata.store.sqlite import SQLiteBulk, configure_sqlite
-from citydata.store.writer import ConflictMode, Writer, WriteOp, is_connection_error
+from citydata.store.types import UTCDateTime
+from citydata.store.writer import ConflictMode, WriteOp, Writer, is_connection_error
 
 log = logging.getLogger(__name__)
 ID_BLOCK = 1000
+CONNECT_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 2.0
 
 
 def async_url(url: str) -> str:
@@ -55,7 +71,7 @@ class Store:
         self._id_blocks: dict[str, tuple[int, int]] = {}
         self._id_lock = asyncio.Lock()
 
-    # -- lifecycle ---------------------------------------------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self, *, migrate: bool = True) -> None:
         if self.dialect == "sqlite":
             path = make_url(self.url).database
@@ -67,7 +83,8 @@ class Store:
             configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False)
             bulk: Any = SQLiteBulk()
         else:
-            connect_args: dict[str, Any] = {}
+            # A connect timeout, so an unreachable server fails fast instead of after asyncpg's default 60 s.
+            connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S}
             if self.schema_name:
                 connect_args["server_settings"] = {"search_path": self.schema_name}
             self.engine = create_async_engine(self.url, pool_size=self.settings.db_pool_size, max_overflow=4,
@@ -83,32 +100,43 @@ class Store:
         self.writer.start()
 
     async def upgrade(self) -> str:
-        """Create the schema if needed and run every pending migration; returns the head revision."""
+        """Create the schema if needed and run every pending migration; returns the head revision.
+
+        On PostgreSQL an advisory lock makes Stores starting together on one database migrate one at a
+        time."""
         from citydata.store.migrate import upgrade
 
         assert self.write_engine is not None
-        if self.schema_name:
-            async with self.write_engine.connect() as conn:
-                # The schema is created without a search_path dependency; its name is validated.
-                if not self.schema_name.replace("_", "").isalnum():
-                    raise ConfigError("CITYDATA_DB_SCHEMA: must be letters, digits and underscores")
-                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema_name}"'))
-                await conn.commit()
-        if self.dialect == "postgresql":
-            from citydata.store.postgres import has_postgis
+        if self.dialect != "postgresql":
+            return await upgrade(self.write_engine)
+        from citydata.store.postgres import MIGRATION_LOCK, has_postgis
 
-            async with self.write_engine.connect() as conn:
-                self.postgis = await has_postgis(conn)
-        return await upgrade(self.write_engine)
+        async with self.write_engine.connect() as lock_conn:
+            await lock_conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            await lock_conn.commit()
+            try:
+                if self.schema_name:
+                    # The schema is created without a search_path dependency; its name is validated.
+                    if not self.schema_name.replace("_", "").isalnum():
+                        raise ConfigError("CITYDATA_DB_SCHEMA: must be letters, digits and underscores")
+                    await lock_conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema_name}"'))
+                    await lock_conn.commit()
+                self.postgis = await has_postgis(lock_conn)
+                await lock_conn.commit()
+                return await upgrade(self.write_engine)
+            finally:
+                await lock_conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                await lock_conn.commit()
 
     async def stop(self) -> None:
+        """Flush queued writes (up to ``shutdown_grace_s``) and close the pools. Safe to call twice."""
         if self.writer is not None:
             await self.writer.stop(self.settings.shutdown_grace_s)
         for engine in (self.engine, self.write_engine):
             if engine is not None:
                 await engine.dispose()
 
-    # -- reads -------------------------------------------------------------------------------------------------
+    # -- reads -----------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def read(self) -> Any:
         """A read connection (``async with store.read() as conn``)."""
@@ -122,13 +150,14 @@ class Store:
 
     async def fetch_one(self, stmt: Executable) -> RowMapping | None:
         async with self.read() as conn:
-            return (await conn.execute(stmt)).mappings().first()
+            row: RowMapping | None = (await conn.execute(stmt)).mappings().first()
+            return row
 
     async def scalar(self, stmt: Executable) -> Any:
         async with self.read() as conn:
             return (await conn.execute(stmt)).scalar()
 
-    # -- writes ------------------------------------------------------------------------------------------------
+    # -- writes ----------------------------------------------------------------------------------------------
     async def write(self, op: WriteOp, rows: int = 1) -> Any:
         """Run ``op(conn)`` in the writer's next transaction; returns its result once committed."""
         assert self.writer is not None, "store not started"
@@ -150,56 +179,106 @@ class Store:
     async def allocate_ids(self, table: Table, count: int) -> list[int]:
         """Reserve ``count`` primary keys for ``table`` (so bulk inserts can return ids without RETURNING).
 
-        Ids are handed out in blocks recorded in the ``meta`` table, so several processes on one database never
-        get the same id."""
+        Ids are handed out in blocks recorded in the ``meta`` table (key ``idseq:<table>``), reserved
+        atomically in the writer's transaction, so several processes on one database never get the same id.
+        A block never starts below the table's current ``max(id)``, and on PostgreSQL the table's own
+        sequence is moved past every reserved block, so rows inserted without an id do not collide with
+        reserved ones. (On SQLite, do not mix reserved ids and rows inserted without an id in one table.)"""
+        if count <= 0:
+            return []
         ids: list[int] = []
         async with self._id_lock:
             while len(ids) < count:
                 start, end = self._id_blocks.get(table.name, (0, 0))
                 if start >= end:
                     need = max(ID_BLOCK, count - len(ids))
-                    start = await self.write(lambda conn, n=need: self._reserve(conn, table, n))
+                    start = await self.write(functools.partial(self._reserve, table=table, count=need))
                     end = start + need
                 take = min(end - start, count - len(ids))
                 ids.extend(range(start, start + take))
                 self._id_blocks[table.name] = (start + take, end)
         return ids
 
-    async def _reserve(self, conn: AsyncConnection, table: Table, count: int) -> int:
+    async def _reserve(self, conn: AsyncConnection, *, table: Table, count: int) -> int:
+        """Reserve ``count`` ids; returns the first. Runs inside the writer's transaction."""
         key = f"idseq:{table.name}"
-        row = (await conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == key))).first()
-        if row is None:
-            current = (await conn.execute(select(text("max(id)")).select_from(table))).scalar() or 0
-            await conn.execute(schema.meta.insert().values(key=key, value=current + count,
-                                                           updated_at=self.clock.now()))
-        else:
-            current = int(row[0])
-            await conn.execute(schema.meta.update().where(schema.meta.c.key == key)
-                               .values(value=current + count, updated_at=self.clock.now()))
-        return int(current) + 1
+        pk = list(table.primary_key.columns)
+        if len(pk) != 1:
+            raise ConfigError(f"allocate_ids needs a single-column primary key ({table.name})")
+        highest = int((await conn.execute(select(func.max(pk[0])))).scalar() or 0)
+        now = self.clock.now()
+        # Make sure the counter row exists (a concurrent creator wins; ours is then ignored) ...
+        ins = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(schema.meta)
+        await conn.execute(ins.values(key=key, value=0, updated_at=now).on_conflict_do_nothing())
+        # ... then move it atomically. The UPDATE locks the row (PostgreSQL) or the database (SQLite) until
+        # commit, so the read after it sees our own value and no one else can interleave.
+        as_int = "CAST(value AS BIGINT)" if self.dialect == "postgresql" else "CAST(value AS INTEGER)"
+        new_value = (f"CAST(GREATEST({as_int}, :highest) + :n AS TEXT)" if self.dialect == "postgresql"
+                     else f"CAST(MAX({as_int}, :highest) + :n AS TEXT)")
+        update = text(f"UPDATE meta SET value = {new_value}, updated_at = :now WHERE key = :key").bindparams(
+            bindparam("now", type_=UTCDateTime()))
+        await conn.execute(update, {"highest": highest, "n": count, "key": key, "now": now})
+        current = await conn.execute(text("SELECT value FROM meta WHERE key = :key"), {"key": key})
+        end = int(current.scalar_one())
+        if self.dialect == "postgresql":
+            seq = (await conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                      {"t": self._pg_table(table), "c": pk[0].name})).scalar()
+            if seq:
+                await conn.execute(text(
+                    "SELECT setval(CAST(:s AS regclass), :e) "
+                    "WHERE COALESCE(pg_sequence_last_value(CAST(:s AS regclass)), 0) < :e"),
+                    {"s": seq, "e": end})
+        return end - count + 1
 
-    # -- small key/value state ---------------------------------------------------------------------------------
+    def _pg_table(self, table: Table) -> str:
+        return f'"{self.schema_name}"."{table.name}"' if self.schema_name else f'"{table.name}"'
+
+    async def delete_in_chunks(self, table: Table, where: ColumnElement[bool], chunk: int = 5000) -> int:
+        """Delete the rows matching ``where`` in chunks of at most ``chunk`` rows, each its own writer job.
+
+        For retention purges: other writes interleave between chunks, so a big purge never holds the writer
+        for long. Returns the number of rows deleted."""
+        if chunk < 1:
+            raise ValueError("chunk must be at least 1")
+        pk = list(table.primary_key.columns)
+        rowid = "ctid" if self.dialect == "postgresql" else "rowid"
+        key: Any = pk[0] if len(pk) == 1 else literal_column(rowid)
+        victims = select(key).select_from(table).where(where).limit(chunk)
+        if self.dialect == "postgresql" and len(pk) != 1:
+            stmt = table.delete().where(key == func.any(func.array(victims.scalar_subquery())))
+        else:
+            stmt = table.delete().where(key.in_(victims))
+        total = 0
+        while True:
+            done = int(await self.execute(stmt) or 0)
+            total += done
+            if done < chunk:
+                return total
+            await asyncio.sleep(0)
+
+    # -- small key/value state -------------------------------------------------------------------------------
     async def get_meta(self, key: str) -> Any:
         return await self.scalar(select(schema.meta.c.value).where(schema.meta.c.key == key))
 
     async def set_meta(self, key: str, value: Any) -> None:
+        """Store a small JSON value under ``key`` (an upsert, safe with several writers)."""
         now = self.clock.now()
+        ins = (pg_insert if self.dialect == "postgresql" else sqlite_insert)(schema.meta)
+        stmt = ins.values(key=key, value=value, updated_at=now).on_conflict_do_update(
+            index_elements=[schema.meta.c.key], set_={"value": ins.excluded.value, "updated_at": now})
 
         async def op(conn: AsyncConnection) -> None:
-            done = await conn.execute(schema.meta.update().where(schema.meta.c.key == key)
-                                      .values(value=value, updated_at=now))
-            if not done.rowcount:
-                await conn.execute(schema.meta.insert().values(key=key, value=value, updated_at=now))
+            await conn.execute(stmt)
 
         await self.write(op)
 
-    # -- health ------------------------------------------------------------------------------------------------
+    # -- health ----------------------------------------------------------------------------------------------
     async def ready(self) -> tuple[bool, str]:
         """(ready, reason) for /readyz: the database answers and the writer is not stuck retrying."""
         if self.engine is None or self.writer is None:
             return False, "store not started"
         try:
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(READY_TIMEOUT_S):
                 async with self.engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
         except Exception as err:

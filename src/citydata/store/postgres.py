@@ -1,61 +1,123 @@
-"""PostgreSQL specifics: schema (search_path), the COPY bulk path, PostGIS detection."""
+"""PostgreSQL specifics: schema (search_path), the COPY bulk path, PostGIS detection, migration lock."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from citydata.store.writer import BulkInserter, ConflictMode
+from citydata.store.types import JSONText, UTCDateTime
+from citydata.store.writer import BulkInserter, ConflictMode, is_connection_error
+
+MIGRATION_LOCK = 0x43495459_44415441  # "CITYDATA": one Store migrates a database at a time
 
 
-def bind_value(table: Table, column: str, value: Any) -> Any:
-    """What asyncpg's COPY needs for a value: JSON as text, datetimes as they are (timestamptz)."""
-    from citydata.store.types import JSONText
+def _json(value: Any) -> Any:
+    return None if value is None else orjson.dumps(value).decode()
 
-    if value is not None and isinstance(table.c[column].type, JSONText):
-        import orjson
 
-        return orjson.dumps(value).decode()
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
     return value
 
 
-class PostgresBulk(BulkInserter):
-    """COPY into a temporary staging table, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
+def converters(table: Table, columns: Sequence[str]) -> list[Callable[[Any], Any] | None]:
+    """What asyncpg's COPY needs per column: JSON as text, datetimes aware (timestamptz), the rest as is."""
+    out: list[Callable[[Any], Any] | None] = []
+    for c in columns:
+        kind = table.c[c].type
+        out.append(_json if isinstance(kind, JSONText) else _utc if isinstance(kind, UTCDateTime) else None)
+    return out
 
-    With ``conflict="error"`` the rows are COPYed straight into the table (the fastest path)."""
+
+def bind_value(table: Table, column: str, value: Any) -> Any:
+    """One value as COPY wants it (kept for callers of the old helper)."""
+    conv = converters(table, [column])[0]
+    return conv(value) if conv is not None else value
+
+
+class PostgresBulk(BulkInserter):
+    """COPY for bulk writes.
+
+    ``conflict="error"``: COPY straight into the table. ``conflict="ignore"``: first the same straight COPY
+    in a savepoint (duplicates are rare, and this is the fastest path); when it hits a unique violation, COPY
+    into a temporary staging table (one per table and column set, emptied at commit) tagged with the caller's
+    part number, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per part, which gives each caller
+    its exact count of new rows.
+    """
 
     def __init__(self, schema: str | None) -> None:
         self.schema = schema
-        self._staging: set[tuple[int, str]] = set()
+        self._conv: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
 
-    async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
-                     conflict: ConflictMode) -> int:
-        columns = list(rows[0].keys())
-        records = [tuple(bind_value(table, c, r[c]) for c in columns) for r in rows]
+    def _records(self, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]],
+                 part: int | None = None) -> list[tuple[Any, ...]]:
+        key = (table.name, columns)
+        conv = self._conv.get(key)
+        if conv is None:
+            conv = self._conv[key] = converters(table, columns)
+        pairs = [(c, f) for c, f in zip(columns, conv, strict=True)]
+        if part is None:
+            return [tuple(r[c] if f is None else f(r[c]) for c, f in pairs) for r in rows]
+        return [(*(r[c] if f is None else f(r[c]) for c, f in pairs), part) for r in rows]
+
+    async def insert_parts(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...],
+                           parts: Sequence[Sequence[dict[str, Any]]], conflict: ConflictMode) -> list[int]:
         raw = await conn.get_raw_connection()
         apg: Any = raw.driver_connection
+        cols = list(columns)
         if conflict == "error":
-            await apg.copy_records_to_table(table.name, records=records, columns=columns,
+            records = [rec for rows in parts for rec in self._records(table, columns, rows)]
+            await apg.copy_records_to_table(table.name, records=records, columns=cols,
                                             schema_name=self.schema)
-            return len(records)
-        staging = f"_stage_{table.name}"
-        key = (id(apg), staging)
-        if key not in self._staging:
-            await apg.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" '
-                              f'(LIKE "{self._qualified(table)}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
-            self._staging.add(key)
-        await apg.copy_records_to_table(staging, records=records, columns=columns)
-        cols = ", ".join(f'"{c}"' for c in columns)
-        status = await apg.execute(f'INSERT INTO "{self._qualified(table)}" ({cols}) '
-                                   f'SELECT {cols} FROM "{staging}" ON CONFLICT DO NOTHING')
-        await apg.execute(f'TRUNCATE "{staging}"')
-        return int(status.rsplit(" ", 1)[-1])
+            return [len(rows) for rows in parts]
+        # Fast path: no conflicts at all.
+        records = [rec for rows in parts for rec in self._records(table, columns, rows)]
+        savepoint = await conn.begin_nested()
+        try:
+            await apg.copy_records_to_table(table.name, records=records, columns=cols,
+                                            schema_name=self.schema)
+        except Exception as err:
+            if is_connection_error(err):
+                raise
+            await savepoint.rollback()
+            if getattr(err, "sqlstate", None) != "23505":  # only a unique violation takes the slow path
+                raise
+        else:
+            await savepoint.commit()
+            return [len(rows) for rows in parts]
+        staging = await self._staging(apg, table, columns)
+        staged = [rec for i, rows in enumerate(parts) for rec in self._records(table, columns, rows, i)]
+        await apg.copy_records_to_table(staging, records=staged, columns=[*cols, "_part"])
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        counts = []
+        for i in range(len(parts)):
+            status = await apg.execute(
+                f'INSERT INTO {self._qualified(table)} ({quoted}) SELECT {quoted} FROM "{staging}" '
+                f"WHERE _part = {i} ON CONFLICT DO NOTHING")
+            counts.append(int(status.rsplit(" ", 1)[-1]))
+        await apg.execute(f'DELETE FROM "{staging}"')
+        return counts
+
+    async def _staging(self, apg: Any, table: Table, columns: tuple[str, ...]) -> str:
+        digest = hashlib.sha1(",".join(columns).encode(), usedforsecurity=False).hexdigest()[:10]
+        name = f"_stage_{table.name[:40]}_{digest}"
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        # Created (if missing) in every transaction that needs it: a rollback undoes the CREATE.
+        await apg.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
+                          f"SELECT {quoted}, 0 AS _part FROM {self._qualified(table)} WITH NO DATA")
+        return name
 
     def _qualified(self, table: Table) -> str:
-        return f'{self.schema}"."{table.name}' if self.schema else table.name
+        return f'"{self.schema}"."{table.name}"' if self.schema else f'"{table.name}"'
 
 
 async def has_postgis(conn: AsyncConnection) -> bool:

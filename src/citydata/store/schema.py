@@ -45,7 +45,7 @@ meta = Table(
 places = Table(
     "places", metadata,
     Column("id", String(80), primary_key=True),          # e.g. province:83, district:8301, checkpoint:HKT
-    Column("kind", String(40), nullable=False),           # province, district, subdistrict, checkpoint, pier ...
+    Column("kind", String(40), nullable=False),           # province, district, subdistrict, checkpoint, pier
     Column("code", String(40), nullable=False),
     Column("name_en", String(200), nullable=False),
     Column("name_th", String(200), nullable=True),
@@ -66,7 +66,7 @@ places = Table(
 devices = Table(
     "devices", metadata,
     Column("id", String(100), primary_key=True),
-    Column("kind", String(40), nullable=False),           # rain_gauge, water_level, dissolved_oxygen, camera ...
+    Column("kind", String(40), nullable=False),           # rain_gauge, water_level, dissolved_oxygen, camera
     Column("name", String(200), nullable=False),
     Column("lat", Float, nullable=True),
     Column("lon", Float, nullable=True),

@@ -1,4 +1,4 @@
-"""SQLite specifics: WAL, synchronous level, and the executemany bulk path."""
+"""SQLite specifics: WAL, synchronous level, real transactions for the writer, the executemany bulk path."""
 
 from __future__ import annotations
 
@@ -6,21 +6,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from citydata.store.writer import BulkInserter, ConflictMode
 
 
 def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> None:
-    """Set the pragmas on every new connection. Readers get ``query_only`` so nothing bypasses the writer."""
+    """Set the pragmas on every new connection. Readers get ``query_only`` so nothing bypasses the writer.
+
+    The writer's connection leaves transaction control to SQLAlchemy (``isolation_level=None`` on the driver)
+    and starts each transaction with ``BEGIN IMMEDIATE``: the write lock is taken up front, so a
+    read-modify-write in one batch (id blocks, counters) is atomic even with several processes on one file,
+    and savepoints behave as documented."""
+    if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
+        raise ValueError(f"invalid SQLite synchronous level {synchronous!r}")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        # aiosqlite's adapter runs SQL in its own thread; isolation is handled by SQLAlchemy.
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA temp_store=MEMORY")
@@ -28,6 +34,13 @@ def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> 
         if not writer:
             cur.execute("PRAGMA query_only=ON")
         cur.close()
+        if writer:
+            dbapi_conn.isolation_level = None
+
+    if writer:
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def bind_processors(table: Table, columns: Sequence[str], dialect: Dialect) -> list[Any]:
@@ -36,27 +49,36 @@ def bind_processors(table: Table, columns: Sequence[str], dialect: Dialect) -> l
 
 
 class SQLiteBulk(BulkInserter):
-    """``INSERT [OR IGNORE] ... VALUES (?, ...)`` with one ``executemany`` per batch."""
+    """``INSERT [OR IGNORE] ... VALUES (?, ...)``: one ``executemany`` per caller, all in one transaction."""
 
     def __init__(self) -> None:
         self._sql: dict[tuple[str, tuple[str, ...], str], tuple[str, list[Any]]] = {}
 
-    async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
-                     conflict: ConflictMode) -> int:
-        columns = tuple(rows[0].keys())
+    async def insert_parts(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...],
+                           parts: Sequence[Sequence[dict[str, Any]]], conflict: ConflictMode) -> list[int]:
         key = (table.name, columns, conflict)
         if key not in self._sql:
             verb = "INSERT OR IGNORE" if conflict == "ignore" else "INSERT"
-            sql = f'{verb} INTO "{table.name}" ({", ".join(columns)}) VALUES ({", ".join("?" * len(columns))})'
+            cols = ", ".join(f'"{c}"' for c in columns)
+            sql = f'{verb} INTO "{table.name}" ({cols}) VALUES ({", ".join("?" * len(columns))})'
             self._sql[key] = (sql, bind_processors(table, columns, conn.dialect))
         sql, procs = self._sql[key]
-        params = [tuple(p(r[c]) if p is not None else r[c] for c, p in zip(columns, procs, strict=True))
-                  for r in rows]
+        conv = [(i, p) for i, p in enumerate(procs) if p is not None]
         raw = await conn.get_raw_connection()
         cursor = raw.driver_connection.cursor  # type: ignore[union-attr]
         cur = await cursor()
+        counts: list[int] = []
         try:
-            await cur.executemany(sql, params)
-            return int(cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else len(rows))
+            for rows in parts:
+                params = []
+                for r in rows:
+                    values = [r[c] for c in columns]
+                    for i, p in conv:
+                        values[i] = p(values[i])
+                    params.append(values)
+                await cur.executemany(sql, params)
+                count = cur.rowcount
+                counts.append(int(count) if count is not None and count >= 0 else len(rows))
+            return counts
         finally:
             await cur.close()

@@ -1,12 +1,19 @@
 """The single writer: one task that turns many small writes into few transactions.
 
-Callers hand it either rows for a bulk insert (``insert_rows``) or an operation (``write``: an async function of
-a connection). It waits up to ``batch_ms`` or ``batch_rows`` rows, runs everything in one transaction (each
-operation in its own savepoint, so one bad request never fails its neighbours), commits, and only then resolves
-the callers' futures: an acknowledged write is a committed write.
+Callers hand it either rows for a bulk insert (``insert_rows``) or an operation (``write``: an async function
+of a connection). It waits up to ``batch_ms`` or ``batch_rows`` rows, runs everything in one transaction (each
+operation in its own savepoint, so one bad request never fails its neighbours), commits, and only then
+resolves the callers' futures: an acknowledged write is a committed write.
 
-When the database is unreachable the batch is retried with backoff for up to ``retry_s``; meanwhile new writes
-queue up to ``buffer_rows`` and beyond that are refused at once with 503. Nothing is dropped silently.
+When the database is unreachable the batch is retried with backoff for up to ``retry_s`` (counted from the
+start of the outage, not per batch); meanwhile new writes queue up to ``buffer_rows`` and beyond that are
+refused at once with 503. Once the outage has lasted longer than ``retry_s`` each batch gets one more attempt
+and then fails with 503 (``store_unavailable``), until the database answers again. Nothing is dropped
+silently.
+
+A batch whose connection is lost while committing is retried as a whole; bulk inserts (``conflict="ignore"``)
+are idempotent, operations given to ``write`` should be too (upserts, ``ON CONFLICT``), or accept that a write
+in flight at the moment the database dies may be applied twice.
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from citydata.errors import CityDataError, Conflict, Unavailable
+from citydata.errors import CityDataError, Conflict, Unavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +45,15 @@ class _Job:
     op: WriteOp | None = None
     table: Table | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
+    columns: tuple[str, ...] = ()
     conflict: ConflictMode = "ignore"
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """A job's failure, kept apart from values an operation may legitimately return."""
+
+    error: BaseException
 
 
 @dataclass
@@ -51,35 +66,67 @@ class WriterStats:
     failed_batches: int = 0
     buffered_rows: int = 0
     last_error: str | None = None
+    commit_seconds: float = 0.0     # time spent in transactions that committed
+    failed_jobs: int = 0            # jobs that failed on their own (savepoint rolled back), batch unaffected
 
     @property
     def rows_per_commit(self) -> float:
         return self.rows / self.commits if self.commits else 0.0
 
+    @property
+    def jobs_per_commit(self) -> float:
+        return self.jobs / self.commits if self.commits else 0.0
+
+
+# SQLSTATEs that mean "the server is not (or no longer) there": class 08 (connection exception), 57P01-57P03
+# (admin/crash shutdown, cannot connect now), 53300 (too many connections).
+_PG_RETRY_STATES = ("57P01", "57P02", "57P03", "53300")
+_PG_CONNECTION_ERRORS = ("ConnectionDoesNotExistError", "CannotConnectNowError", "ConnectionFailureError",
+                         "AdminShutdownError", "CrashShutdownError", "ConnectionRejectionError",
+                         "TooManyConnectionsError", "ClientCannotConnectError", "ConnectionResetError",
+                         "PostgresConnectionError")
+_SQLITE_TRANSIENT = ("database is locked", "database table is locked", "disk i/o error",
+                     "unable to open database")
+_GENERIC = ("OperationalError", "InterfaceError")
+_PG_MESSAGES = ("connection is closed", "connection was closed", "connection refused",
+                "server closed the connection", "terminating connection", "the database system is")
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = err
+    while cur is not None and cur not in out and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
 
 def is_connection_error(err: BaseException) -> bool:
-    """True for errors that mean 'the database is not there right now' (retry), not 'this write is bad'."""
-    if isinstance(err, (OSError, ConnectionError, asyncio.TimeoutError)):
-        return True
-    if isinstance(err, DBAPIError):
-        if err.connection_invalidated:
-            return True
-        orig = getattr(err, "orig", None)
-        if isinstance(orig, (OSError, ConnectionError)):
-            return True
-        name = type(orig).__name__ if orig is not None else ""
-        if any(s in name for s in _PG_CONNECTION_ERRORS):
-            return True
-        if isinstance(err, OperationalError):
-            msg = str(err).lower()
-            return any(s in msg for s in _SQLITE_TRANSIENT) or "connect" in msg
-    cause = err.__cause__
-    return cause is not None and cause is not err and is_connection_error(cause)
+    """True for errors that mean 'the database is not there right now' (retry), not 'this write is bad'.
 
-
-_PG_CONNECTION_ERRORS = ("ConnectionDoesNotExist", "CannotConnectNow", "ConnectionFailure", "InterfaceError",
-                         "AdminShutdown", "CrashShutdown", "ConnectionRejection", "TooManyConnections")
-_SQLITE_TRANSIENT = ("database is locked", "disk i/o error", "unable to open database")
+    Constraint violations, syntax errors and bad values are never retryable, even when they arrive wrapped."""
+    chain = _chain(err)
+    for e in chain:
+        if isinstance(e, (IntegrityError, CityDataError)):
+            return False
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if isinstance(code, str) and code and not (code.startswith("08") or code in _PG_RETRY_STATES):
+            return False  # the server answered with a definite, non-connection error
+    for e in chain:
+        if isinstance(e, (OSError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if isinstance(code, str) and (code.startswith("08") or code in _PG_RETRY_STATES):
+            return True
+        if type(e).__name__ in _PG_CONNECTION_ERRORS:
+            return True
+        msg = str(e).lower()
+        generic = isinstance(e, OperationalError) or type(e).__name__ in _GENERIC
+        if generic and (any(s in msg for s in _SQLITE_TRANSIENT) or any(s in msg for s in _PG_MESSAGES)):
+            return True
+    return False
 
 
 class BulkInserter:
@@ -87,6 +134,13 @@ class BulkInserter:
 
     async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
                      conflict: ConflictMode) -> int:
+        return (await self.insert_parts(conn, table, tuple(rows[0].keys()), [rows], conflict))[0]
+
+    async def insert_parts(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...],
+                           parts: Sequence[Sequence[dict[str, Any]]], conflict: ConflictMode) -> list[int]:
+        """Insert several callers' rows (all with ``columns``) at once; returns the new rows per part.
+
+        Rows that conflict with stored rows, or with rows of an earlier part, count for the earlier one."""
         raise NotImplementedError
 
 
@@ -101,12 +155,16 @@ class Writer:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._outage_since: float | None = None
+        self._inflight: list[_Job] = []
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="store-writer")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Flush what is queued (up to ``grace_s``), then stop."""
+        if self._closing:
+            return
         self._closing = True
         if self._task is None:
             return
@@ -119,14 +177,14 @@ class Writer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self._fail_queued(Unavailable("the platform is shutting down", code="shutting_down"))
+        self._fail_queued(Unavailable("the platform is shutting down", code="shutting_down", retry_after=5))
 
     def depth(self) -> int:
         return self.stats.buffered_rows
 
-    # -- submitting ---------------------------------------------------------------------------------------------
+    # -- submitting ------------------------------------------------------------------------------------------
     def _admit(self, rows: int) -> asyncio.Future[Any]:
-        if self._closing or self._task is None:
+        if self._closing or self._task is None or self._task.done():
             self.stats.refused += rows
             raise Unavailable("the store is not accepting writes", code="store_stopped", retry_after=5)
         if self.stats.buffered_rows + rows > self.buffer_rows:
@@ -142,81 +200,123 @@ class Writer:
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]],
                           conflict: ConflictMode = "ignore") -> int:
-        """Insert rows; returns how many were new (conflicting rows are ignored, or raise ``Conflict``)."""
+        """Insert rows; returns how many were new (conflicting rows are ignored, or raise ``Conflict``).
+
+        Every row must have the same keys (the columns to insert)."""
         if not rows:
             return 0
-        fut = self._admit(len(rows))
-        self._queue.put_nowait(_Job(fut, len(rows), table=table, records=list(rows), conflict=conflict))
+        records = list(rows)
+        keys = records[0].keys()
+        if any(r.keys() != keys for r in records):
+            raise ValidationFailed("every row of one insert must have the same columns", code="invalid_rows")
+        unknown = [k for k in keys if k not in table.c]
+        if unknown:
+            raise ValidationFailed(f"unknown columns for {table.name}: {', '.join(sorted(unknown))}",
+                                   code="invalid_rows")
+        fut = self._admit(len(records))
+        self._queue.put_nowait(_Job(fut, len(records), table=table, records=records, columns=tuple(keys),
+                                    conflict=conflict))
         return int(await fut)
 
-    # -- the loop -------------------------------------------------------------------------------------------------
+    # -- the loop --------------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = await self._queue.get()
-            if first is None:
-                break
-            batch, rows = [first], first.rows
-            deadline = time.monotonic() + self.batch_s
-            while rows < self.batch_rows:
-                timeout = deadline - time.monotonic()
-                try:
-                    job = self._queue.get_nowait() if timeout <= 0 else \
-                        await asyncio.wait_for(self._queue.get(), timeout)
-                except (asyncio.QueueEmpty, TimeoutError):
+        try:
+            stop = False
+            while not stop:
+                first = await self._queue.get()
+                if first is None:
                     break
-                if job is None:
-                    stop = True
-                    break
-                batch.append(job)
-                rows += job.rows
-            await self._commit_with_retry(batch)
-        # drain whatever is left (shutdown flush)
-        rest: list[_Job] = []
-        while not self._queue.empty():
-            job = self._queue.get_nowait()
-            if job is not None:
-                rest.append(job)
-        for i in range(0, len(rest), 64):
-            await self._commit_with_retry(rest[i:i + 64])
+                batch, rows = [first], first.rows
+                deadline = time.monotonic() + self.batch_s
+                while rows < self.batch_rows:
+                    try:
+                        job = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        timeout = deadline - time.monotonic()
+                        if timeout <= 0:
+                            break
+                        try:
+                            job = await asyncio.wait_for(self._queue.get(), timeout)
+                        except TimeoutError:
+                            break
+                    if job is None:
+                        stop = True
+                        break
+                    batch.append(job)
+                    rows += job.rows
+                await self._commit_with_retry(batch)
+            # drain whatever is left (shutdown flush), in batches of about batch_rows
+            rest: list[_Job] = []
+            while not self._queue.empty():
+                job = self._queue.get_nowait()
+                if job is not None:
+                    rest.append(job)
+            chunk: list[_Job] = []
+            for job in rest:
+                chunk.append(job)
+                if sum(j.rows for j in chunk) >= self.batch_rows:
+                    await self._commit_with_retry(chunk)
+                    chunk = []
+            if chunk:
+                await self._commit_with_retry(chunk)
+        finally:
+            # Cancelled or crashed: nobody may wait forever on a future the loop will never settle.
+            gone = Unavailable("the store writer stopped; the write was not stored", code="store_stopped",
+                               retry_after=5)
+            for job in self._inflight:
+                self._settle(job, exc=gone)
+            self._inflight = []
 
     async def _commit_with_retry(self, batch: list[_Job]) -> None:
-        started = time.monotonic()
+        self._inflight = batch
         delay = 0.05
         while True:
+            started = time.monotonic()
             try:
                 results = await self._commit(batch)
             except Exception as err:
-                if is_connection_error(err) and time.monotonic() - started < self.retry_s \
-                        and not (self._closing and time.monotonic() - started > 1.0):
+                now = time.monotonic()
+                if is_connection_error(err):
+                    if self._outage_since is None:
+                        self._outage_since = started
                     self.available = False
-                    self.stats.retries += 1
                     self.stats.last_error = f"{type(err).__name__}: {str(err)[:200]}"
-                    log.warning("store unreachable (%s); retrying batch of %d jobs in %.2fs",
-                                type(err).__name__, len(batch), delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
+                    budget = 1.0 if self._closing else self.retry_s
+                    if now - self._outage_since < budget:
+                        self.stats.retries += 1
+                        wait = min(delay, max(0.0, self._outage_since + budget - now))
+                        log.warning("store unreachable (%s); retrying batch of %d jobs in %.2fs",
+                                    type(err).__name__, len(batch), wait)
+                        await asyncio.sleep(wait)
+                        delay = min(delay * 2, 2.0)
+                        continue
                 self.stats.failed_batches += 1
-                log.error("write batch failed: %s", type(err).__name__)
+                log.error("write batch of %d jobs failed: %s", len(batch), type(err).__name__)
                 failure = err if isinstance(err, CityDataError) else Unavailable(
                     "the database is unavailable; the write was not stored", code="store_unavailable",
                     retry_after=5)
                 for job in batch:
                     self._settle(job, exc=failure)
+                self._inflight = []
                 return
-            self.available = True
+            self.available, self._outage_since = True, None
             for job, result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    self._settle(job, exc=result)
+                if isinstance(result, _Failed):
+                    self.stats.failed_jobs += 1
+                    self._settle(job, exc=result.error)
                 else:
                     self._settle(job, value=result)
+            self._inflight = []
             return
 
     def _settle(self, job: _Job, *, value: Any = None, exc: BaseException | None = None) -> None:
-        self.stats.buffered_rows -= job.rows
         if job.future.done():
+            if job.rows:
+                self.stats.buffered_rows -= job.rows
+                job.rows = 0
             return
+        self.stats.buffered_rows -= job.rows
+        job.rows = 0
         if exc is not None:
             job.future.set_exception(exc)
         else:
@@ -224,19 +324,20 @@ class Writer:
 
     async def _commit(self, batch: list[_Job]) -> list[Any]:
         results: list[Any] = [None] * len(batch)
-        async with self.engine.connect() as conn:
-            async with conn.begin():
-                # Bulk jobs for the same table and conflict mode go in one statement.
-                groups: dict[tuple[str, str], list[int]] = {}
-                for i, job in enumerate(batch):
-                    if job.table is not None:
-                        groups.setdefault((job.table.name, job.conflict), []).append(i)
-                for indexes in groups.values():
-                    await self._bulk(conn, batch, indexes, results)
-                for i, job in enumerate(batch):
-                    if job.op is not None:
-                        results[i] = await self._op(conn, job.op)
-            rows = sum(j.rows for j in batch)
+        started = time.monotonic()
+        async with self.engine.connect() as conn, conn.begin():
+            # Bulk jobs for the same table, columns and conflict mode go in one statement.
+            groups: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
+            for i, job in enumerate(batch):
+                if job.table is not None:
+                    groups.setdefault((job.table.name, job.columns, job.conflict), []).append(i)
+            for indexes in groups.values():
+                await self._bulk(conn, batch, indexes, results)
+            for i, job in enumerate(batch):
+                if job.op is not None:
+                    results[i] = await self._op(conn, job.op)
+        rows = sum(j.rows for j in batch)
+        self.stats.commit_seconds += time.monotonic() - started
         self.stats.commits += 1
         self.stats.jobs += len(batch)
         self.stats.rows += rows
@@ -247,10 +348,10 @@ class Writer:
         try:
             value = await op(conn)
         except Exception as err:
-            await savepoint.rollback()
             if is_connection_error(err):
                 raise
-            return self._wrap(err)
+            await savepoint.rollback()
+            return _Failed(self._wrap(err))
         await savepoint.commit()
         return value
 
@@ -259,31 +360,31 @@ class Writer:
         first = batch[indexes[0]]
         assert first.table is not None
         if len(indexes) > 1:
-            merged = [r for i in indexes for r in batch[i].records]
             savepoint = await conn.begin_nested()
             try:
-                await self.bulk.insert(conn, first.table, merged, first.conflict)
+                counts = await self.bulk.insert_parts(conn, first.table, first.columns,
+                                                      [batch[i].records for i in indexes], first.conflict)
             except Exception as err:
-                await savepoint.rollback()
                 if is_connection_error(err):
                     raise
+                await savepoint.rollback()
             else:
                 await savepoint.commit()
-                # Per-job counts of ignored duplicates are unknown when merged: report rows submitted.
-                for i in indexes:
-                    results[i] = len(batch[i].records)
+                for i, count in zip(indexes, counts, strict=True):
+                    results[i] = count
                 return
         for i in indexes:  # alone, or the merged statement failed: isolate each job
             job = batch[i]
             assert job.table is not None
             savepoint = await conn.begin_nested()
             try:
-                results[i] = await self.bulk.insert(conn, job.table, job.records, job.conflict)
+                results[i] = (await self.bulk.insert_parts(conn, job.table, job.columns, [job.records],
+                                                           job.conflict))[0]
             except Exception as err:
-                await savepoint.rollback()
                 if is_connection_error(err):
                     raise
-                results[i] = self._wrap(err)
+                await savepoint.rollback()
+                results[i] = _Failed(self._wrap(err))
             else:
                 await savepoint.commit()
 
@@ -291,9 +392,11 @@ class Writer:
     def _wrap(err: Exception) -> BaseException:
         if isinstance(err, CityDataError):
             return err
-        if isinstance(err, IntegrityError):
+        names = [type(e).__name__ for e in _chain(err)]
+        if isinstance(err, IntegrityError) or any(n.endswith(("ViolationError", "IntegrityError"))
+                                                  for n in names):
             return Conflict("the write conflicts with stored data", code="integrity_conflict")
-        log.exception("write operation failed")
+        log.warning("write operation failed: %s", type(err).__name__, exc_info=err)
         return err
 
     def _fail_queued(self, exc: CityDataError) -> None:
@@ -301,7 +404,3 @@ class Writer:
             job = self._queue.get_nowait()
             if job is not None:
                 self._settle(job, exc=exc)
-
-
-async def ping(conn: AsyncConnection) -> None:
-    await conn.execute(text("SELECT 1"))
