@@ -1,0 +1,278 @@
+"""API tokens for devices, integrators and scripts.
+
+A token reads ``cd_<id>_<secret>``: ``id`` is 12 letters and digits (public; the primary key and what admins
+see), ``secret`` is 43 URL-safe characters from ``secrets`` (256 bits). The database keeps only
+``HMAC-SHA256(key, secret)`` in hex, where ``key`` is derived from the platform secret key; a stolen database
+therefore yields no usable token.
+
+Verified tokens are cached in memory (bounded LRU, ``CACHE_TTL_S``) so the hot ingest path does not read the
+database per request. ``revoke`` drops the entry at once in this process; another process sharing the database
+sees a revocation within ``CACHE_TTL_S``. Expiry is checked on every call, cached or not. ``last_used_at`` is
+written at most once a ``TOUCH_INTERVAL_S`` per token, in the background (``flush`` awaits pending writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+import hmac
+import logging
+import secrets
+import string
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from citydata.auth.principal import Principal
+from citydata.auth.roles import Role
+from citydata.clock import Clock
+from citydata.errors import CityDataError, ConfigError, NotFound, Unauthorized, ValidationFailed
+from citydata.store import Store
+from citydata.store.schema import api_tokens, devices
+
+log = logging.getLogger(__name__)
+
+PREFIX = "cd_"
+ID_LENGTH = 12
+SECRET_BYTES = 32
+MIN_SECRET_LENGTH = 32
+MAX_SECRET_LENGTH = 128
+MAX_TOKEN_LENGTH = len(PREFIX) + ID_LENGTH + 1 + MAX_SECRET_LENGTH
+CACHE_TTL_S = 30.0
+CACHE_SIZE = 10_000
+TOUCH_INTERVAL_S = 60.0
+
+_ID_CHARS = string.ascii_letters + string.digits
+_SECRET_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def derive_key(secret_key: bytes, purpose: str) -> bytes:
+    """A sub-key of the platform secret for one purpose, so tokens and sessions never share a key."""
+    return hmac.new(secret_key, b"citydata/" + purpose.encode(), hashlib.sha256).digest()
+
+
+def check_secret_key(secret_key: bytes) -> None:
+    if not isinstance(secret_key, bytes) or len(secret_key) < 16:
+        raise ConfigError("the secret key must be at least 16 bytes")
+
+
+def parse_token(token: str) -> tuple[str, str] | None:
+    """``(token_id, secret)`` from ``cd_<id>_<secret>``, or None when the string is not shaped like a token.
+    The id has a fixed length, so the secret may itself contain ``_``."""
+    if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    token_id, sep, secret = token[3:3 + ID_LENGTH], token[3 + ID_LENGTH:4 + ID_LENGTH], token[4 + ID_LENGTH:]
+    if sep != "_" or len(token_id) != ID_LENGTH or not all(c in _ID_CHARS for c in token_id):
+        return None
+    if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH:
+        return None
+    if not all(c in _SECRET_CHARS for c in secret):
+        return None
+    return token_id, secret
+
+
+@dataclass
+class _Cached:
+    secret_hash: str
+    principal: Principal
+    expires_at: datetime | None
+    cached_at: float                 # clock.monotonic() when read from the database
+    last_used: datetime | None       # last_used_at as stored (or as scheduled by us)
+
+
+def _invalid() -> Unauthorized:
+    return Unauthorized("invalid API token", code="invalid_token")
+
+
+class TokenService:
+    """Create, verify, list and revoke API tokens."""
+
+    def __init__(self, store: Store, secret_key: bytes, clock: Clock, *, cache_ttl_s: float = CACHE_TTL_S,
+                 cache_size: int = CACHE_SIZE, touch_interval_s: float = TOUCH_INTERVAL_S) -> None:
+        check_secret_key(secret_key)
+        self.store, self.clock = store, clock
+        self._key = derive_key(secret_key, "api-token")
+        self.cache_ttl_s, self.cache_size, self.touch_interval_s = cache_ttl_s, cache_size, touch_interval_s
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._revoked_here: set[str] = set()
+        self._touches: set[asyncio.Task[None]] = set()
+        self.cache_hits = 0
+        self.cache_misses = 0
+
+    def hash_secret(self, secret: str) -> str:
+        """The stored form of a token secret: HMAC-SHA256 hex."""
+        return hmac.new(self._key, secret.encode("ascii"), hashlib.sha256).hexdigest()
+
+    # -- create ----------------------------------------------------------------------------------------------
+    async def create(self, role: Role | str, name: str, *, agency: str | None = None,
+                     device_id: str | None = None, created_by: str | None = None,
+                     expires_at: datetime | None = None) -> tuple[str, str]:
+        """Create a token; returns ``(token_id, token_string)``. The string is shown once and never stored."""
+        try:
+            role = Role(role)
+        except ValueError:
+            raise ValidationFailed(f"unknown role {role!r}", code="invalid_role") from None
+        name = (name or "").strip()
+        if not name or len(name) > 200:
+            raise ValidationFailed("a token needs a name of 1 to 200 characters", code="invalid_name")
+        if agency is not None and len(agency) > 80:
+            raise ValidationFailed("agency is at most 80 characters", code="invalid_agency")
+        now = self.clock.now()
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                raise ValidationFailed("expires_at must be timezone-aware", code="invalid_expiry")
+            if expires_at <= now:
+                raise ValidationFailed("expires_at is in the past", code="invalid_expiry")
+        token_id = "".join(secrets.choice(_ID_CHARS) for _ in range(ID_LENGTH))
+        secret = secrets.token_urlsafe(SECRET_BYTES)
+        row = {"id": token_id, "name": name, "role": role.value, "agency": agency, "device_id": device_id,
+               "secret_hash": self.hash_secret(secret), "created_at": now, "created_by": created_by,
+               "expires_at": expires_at, "last_used_at": None, "revoked_at": None}
+
+        async def op(conn: AsyncConnection) -> None:
+            if device_id is not None:
+                found = (await conn.execute(select(devices.c.id).where(devices.c.id == device_id))).first()
+                if found is None:
+                    raise ValidationFailed(f"unknown device {device_id!r}", code="unknown_device")
+            await conn.execute(api_tokens.insert().values(**row))
+
+        await self.store.write(op)
+        log.info("API token %s created (role %s)", token_id, role.value)
+        return token_id, f"{PREFIX}{token_id}_{secret}"
+
+    # -- verify ----------------------------------------------------------------------------------------------
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token. ``Unauthorized`` with code ``invalid_token`` (malformed, unknown or
+        wrong secret), ``token_revoked`` or ``token_expired``. Revoked/expired are only told to a caller that
+        presented the right secret."""
+        parsed = parse_token(token)
+        if parsed is None:
+            raise _invalid()
+        token_id, secret = parsed
+        presented = self.hash_secret(secret)
+        mono = self.clock.monotonic()
+        entry = self._cache.get(token_id)
+        if entry is not None and mono - entry.cached_at < self.cache_ttl_s:
+            self._cache.move_to_end(token_id)
+            self.cache_hits += 1
+        else:
+            self.cache_misses += 1
+            entry = await self._load(token_id, presented, mono)
+        if not hmac.compare_digest(entry.secret_hash, presented):
+            raise _invalid()
+        now = self.clock.now()
+        if entry.expires_at is not None and now >= entry.expires_at:
+            self._cache.pop(token_id, None)
+            raise Unauthorized("API token expired", code="token_expired")
+        if entry.last_used is None or (now - entry.last_used).total_seconds() >= self.touch_interval_s:
+            entry.last_used = now
+            self._touch(token_id, now)
+        return entry.principal
+
+    async def _load(self, token_id: str, presented: str, mono: float) -> _Cached:
+        self._cache.pop(token_id, None)
+        row = await self.store.fetch_one(select(api_tokens).where(api_tokens.c.id == token_id))
+        if row is None:
+            raise _invalid()
+        if not hmac.compare_digest(str(row["secret_hash"]), presented):
+            raise _invalid()
+        if row["revoked_at"] is not None:
+            raise Unauthorized("API token revoked", code="token_revoked")
+        try:
+            role = Role(row["role"])
+        except ValueError:
+            log.error("API token %s has an unknown role; refused", token_id)
+            raise _invalid() from None
+        principal = Principal(f"token:{token_id}", role, "token", agency=row["agency"], token_id=token_id,
+                              device_id=row["device_id"])
+        entry = _Cached(str(row["secret_hash"]), principal, row["expires_at"], mono, row["last_used_at"])
+        if token_id not in self._revoked_here:  # a revoke racing this read must not be undone by the cache
+            self._cache[token_id] = entry
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return entry
+
+    def _touch(self, token_id: str, at: datetime) -> None:
+        async def op(conn: AsyncConnection) -> None:
+            await conn.execute(api_tokens.update().where(api_tokens.c.id == token_id).values(last_used_at=at))
+
+        async def run() -> None:
+            try:
+                await self.store.write(op)
+            except CityDataError as err:  # store stopping or overloaded: last_used_at is best effort
+                log.debug("last_used_at of token %s not written: %s", token_id, err.code)
+            except Exception:
+                log.exception("last_used_at of token %s not written", token_id)
+
+        task = asyncio.get_running_loop().create_task(run(), name=f"token-touch-{token_id}")
+        self._touches.add(task)
+        task.add_done_callback(self._touches.discard)
+
+    async def flush(self) -> None:
+        """Wait for the pending ``last_used_at`` writes (at shutdown before the store stops, and in tests)."""
+        while self._touches:
+            await asyncio.gather(*builtins.list(self._touches))
+
+    def invalidate(self, token_id: str | None = None) -> None:
+        """Drop one cached token, or all of them."""
+        if token_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(token_id, None)
+
+    # -- revoke and list -------------------------------------------------------------------------------------
+    async def revoke(self, token_id: str) -> None:
+        """Revoke a token; effective at once in this process. ``NotFound`` for an unknown id. Idempotent."""
+        now = self.clock.now()
+
+        async def op(conn: AsyncConnection) -> None:
+            found = (await conn.execute(select(api_tokens.c.revoked_at)
+                                        .where(api_tokens.c.id == token_id))).first()
+            if found is None:
+                raise NotFound("no such API token", code="token_not_found")
+            if found[0] is None:
+                await conn.execute(api_tokens.update().where(api_tokens.c.id == token_id)
+                                   .values(revoked_at=now))
+
+        self._revoked_here.add(token_id)
+        self._cache.pop(token_id, None)
+        try:
+            await self.store.write(op)
+        except NotFound:
+            self._revoked_here.discard(token_id)
+            raise
+        finally:
+            self._cache.pop(token_id, None)
+        log.info("API token %s revoked", token_id)
+
+    async def get(self, token_id: str) -> dict[str, Any]:
+        """One token's public fields (``NotFound`` when unknown)."""
+        row = await self.store.fetch_one(select(*self._public_columns()).where(api_tokens.c.id == token_id))
+        if row is None:
+            raise NotFound("no such API token", code="token_not_found")
+        return self._public(row)
+
+    def _public_columns(self) -> builtins.list[Any]:
+        return [c for c in api_tokens.c if c.name != "secret_hash"]
+
+    def _public(self, row: Any) -> dict[str, Any]:
+        out = dict(row)
+        now = self.clock.now()
+        if out["revoked_at"] is not None:
+            out["status"] = "revoked"
+        elif out["expires_at"] is not None and now >= out["expires_at"]:
+            out["status"] = "expired"
+        else:
+            out["status"] = "active"
+        return out
+
+    async def list(self) -> builtins.list[dict[str, Any]]:
+        """Every token's public fields with a ``status`` (active, revoked, expired); never the hashes."""
+        rows = await self.store.fetch_all(select(*self._public_columns())
+                                          .order_by(api_tokens.c.created_at, api_tokens.c.id))
+        return [self._public(r) for r in rows]
