@@ -121,3 +121,35 @@ async def store(backend_settings: Settings, clock: DrivenClock) -> AsyncIterator
         yield st
     finally:
         await st.stop()
+
+
+# -- a started platform, in process ----------------------------------------------------------------------------
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[Any]:
+    """A started platform on a temporary SQLite file, without MQTT (fast API tests)."""
+    from citydata.app import Platform
+
+    p = Platform(make_settings(tmp_path, mqtt_url="none://"))
+    async with p:
+        yield p
+
+
+@pytest.fixture
+async def client(platform: Any) -> AsyncIterator[Any]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://citydata.test") as c:
+        yield c
+
+
+async def token_for(platform: Any, role: str, **kwargs: Any) -> str:
+    from citydata.auth import Role
+
+    _, token = await platform.tokens.create(Role(role), f"test {role}", **kwargs)
+    return str(token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

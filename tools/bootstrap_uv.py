@@ -47,13 +47,13 @@ def platform_tags() -> list[str]:
 def via_wheel() -> bool:
     index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
     json_url = index.replace("/simple", "/pypi") + "/uv/json"
-    with urllib.request.urlopen(json_url, timeout=60) as resp:  # noqa: S310 - PyPI over https
+    with urllib.request.urlopen(json_url, timeout=60) as resp:
         meta = json.load(resp)
     prefix, arch = platform_tags()
     for f in meta["urls"]:
         name = f["filename"]
         if name.endswith(".whl") and arch in name and prefix in name:
-            with urllib.request.urlopen(f["url"], timeout=300) as resp:  # noqa: S310
+            with urllib.request.urlopen(f["url"], timeout=300) as resp:
                 data = resp.read()
             with zipfile.ZipFile(io.BytesIO(data)) as whl:
                 member = next(n for n in whl.namelist() if n.endswith("/scripts/uv") or n.endswith("/bin/uv"))

@@ -171,11 +171,11 @@ class Platform:
             username, password = self.internal_mqtt
         else:
             connect_host = host
-            username = s.mqtt_username
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
+            username, password = (s.mqtt_username or ""), (s.mqtt_password.get_secret_value()
+                                                             if s.mqtt_password else "")
         self.mqtt_host, self.mqtt_port = connect_host, port
         self.bridge = MqttBridge(connect_host, port, client_id=f"{s.mqtt_client_id}-{self.started_at:%H%M%S%f}",
-                                 username=username, password=password, dead_letters=self.dead_letters,
+                                 username=username or None, password=password or None, dead_letters=self.dead_letters,
                                  metrics=self.metrics, tls=scheme == "mqtts")
         self.bridge.route("citydata/devices/+/heartbeat", self._mqtt_heartbeat, family="devices")
         await self.bridge.start()
@@ -290,6 +290,8 @@ class Platform:
         elif name == "bus":
             await self.bus.stop()
         elif name == "store":
+            with contextlib.suppress(Exception):
+                await self.tokens.flush()   # pending last_used_at updates
             await self.store.stop()
 
     async def __aenter__(self) -> Platform:

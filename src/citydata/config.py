@@ -185,7 +185,7 @@ class Settings(BaseModel):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings for display: secrets masked, derived URLs resolved."""
-        out = json.loads(self.model_dump_json())
+        out: dict[str, Any] = json.loads(self.model_dump_json())
         for name, field in Settings.model_fields.items():
             if field.annotation in (SecretStr, SecretStr | None) and getattr(self, name) is not None:
                 out[name] = "********"

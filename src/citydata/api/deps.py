@@ -97,6 +97,6 @@ def require(permission: str) -> Callable[[Request], Awaitable[Principal]]:
     return dependency
 
 
-def Allowed(permission: str) -> object:  # noqa: N802 - reads like a type in signatures
+def Allowed(permission: str) -> object:
     """``caller: Annotated[Principal, Allowed("alerts.read")]``."""
     return Depends(require(permission))

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from citydata.cli.common import ConfigOpt, run, settings_from
+from citydata.cli.common import ConfigOpt, fail, run, settings_from
+from citydata.errors import CityDataError
 
 app = typer.Typer(help="The reference city (boundaries, checkpoints, places).", no_args_is_help=True)
 
@@ -36,16 +37,17 @@ def load(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, reada
     from citydata.geo import load_places, read_city_file
 
     settings = settings_from(config)
-    city = name or file.stem
+    try:
+        places = read_city_file(file, city=name)
+    except CityDataError as err:
+        fail(err.message)
+    city = name or places[0].city
 
     async def go(store: Any, clock: Any) -> int:
         with Progress(transient=True) as progress:
-            task = progress.add_task(f"loading {file.name}", total=2)
-            places = read_city_file(file)
-            progress.advance(task)
+            task = progress.add_task(f"loading {file.name}", total=1)
             count = await load_places(store, places, city, clock)
             progress.advance(task)
-        await store.set_meta("reference_city", city)
         return int(count)
 
     print(f"loaded {run(_with_store(settings, go))} places for city {city!r}")

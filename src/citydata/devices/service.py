@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,7 +85,8 @@ class DeviceService:
             raise NotFound(f"device {device_id!r} does not exist", code="device_not_found")
         return self._public(dict(row))
 
-    async def list(self, *, kind: str | None = None, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
+    async def list(self, *, kind: str | None = None, limit: int = 1000,
+                   offset: int = 0) -> builtins.list[dict[str, Any]]:
         stmt = select(devices).order_by(devices.c.id).limit(limit).offset(offset)
         if kind:
             stmt = stmt.where(devices.c.kind == kind)
@@ -111,7 +113,7 @@ class DeviceService:
         await self.bus.publish(make_event("device.heartbeat", device_id, at, {"device_id": device_id, **data}))
         return at
 
-    async def silent(self, now: datetime | None = None) -> list[dict[str, Any]]:
+    async def silent(self, now: datetime | None = None) -> builtins.list[dict[str, Any]]:
         """Devices whose last heartbeat is older than the silence threshold (or that never reported)."""
         cutoff = (now or self.clock.now()) - timedelta(seconds=self.silence_s)
         stmt = select(devices).where((devices.c.last_seen_at.is_(None)) | (devices.c.last_seen_at < cutoff)) \

@@ -33,7 +33,7 @@ class MqttGate:
 GATES: dict[str, MqttGate] = {}
 
 
-class TokenAuthPlugin(BaseAuthPlugin):
+class TokenAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
     """Accept a connection when its username or password is a valid API token (or the platform's own key)."""
 
     @dataclass
@@ -57,7 +57,7 @@ class TokenAuthPlugin(BaseAuthPlugin):
         return True
 
 
-class TopicAclPlugin(BaseTopicPlugin):
+class TopicAclPlugin(BaseTopicPlugin):  # type: ignore[misc]
     """Check every publish and subscribe against the platform's topic rules."""
 
     @dataclass

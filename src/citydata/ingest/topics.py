@@ -45,8 +45,7 @@ def topic_allowed(principal: Principal, topic: str, verb: str) -> bool:
             continue
         if not principal.can(permission):
             return False
-        if (verb == "publish" and pattern.startswith("citydata/devices/") and principal.device_id
-                and topic.split("/")[2] != principal.device_id):
-            return False   # a device token bound to one device publishes only for that device
-        return True
+        # a device token bound to one device publishes only for that device
+        return not (verb == "publish" and pattern.startswith("citydata/devices/") and principal.device_id
+                    and topic.split("/")[2] != principal.device_id)
     return False

@@ -1,7 +1,7 @@
 """foundation: places, devices, observations, events, security, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 14:45:03.265722
 """
 from alembic import op
