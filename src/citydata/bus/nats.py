@@ -1,0 +1,464 @@
+"""The bus on NATS JetStream: one stream, one subject per event kind, durable pull consumers per group.
+
+* Every event is published on ``{prefix}.{kind}`` (kinds are dotted, so ``*`` and ``>`` patterns map straight
+  onto NATS wildcards) into the stream ``stream`` (subjects ``{prefix}.>``, file storage, a two-minute
+  duplicate window). The ``Nats-Msg-Id`` header is the event id, so a publish that is retried after a timeout
+  or a reconnect is stored once. ``publish`` returns the stream sequence.
+* ``publish_many`` pipelines: it writes every message before it waits for any acknowledgement (nats-py's
+  ``publish_async``), so a batch costs about one round trip, not one per event. One connection keeps the
+  order, so the sequences follow the order of the batch.
+* ``subscribe`` is live fan-out over a core NATS subscription (no stream sequence: ``Delivery.seq`` is 0),
+  into a bounded queue; a subscriber that lets its queue fill is cut off and counted in
+  ``stats.slow_subscriber_drops``, as on the in-process bus.
+* ``consume`` binds a member to a durable pull consumer named after the group (sanitised), filtered on the
+  pattern's subject, with explicit acks. A handler that returns acks the event; one that raises naks it with a
+  backoff delay; once the event has been delivered ``max_attempts`` times it is terminated, counted in
+  ``stats.dead_lettered``, and a copy is published on ``{prefix}.deadletter.{group}`` with the reason in the
+  ``Citydata-Reason`` header (those copies are never delivered to ordinary consumers or subscribers, so
+  ``deadletter`` is reserved as the first token of a kind). Several ``consume`` calls with one group name, in
+  one process or on several nodes, share the group's work. The consumer lives in the server, so a restarted
+  process resumes after the last acknowledged event.
+
+Order: with one member per group, events are handled in stream order (a failed event is redelivered after
+its backoff and does not hold back the events behind it, so a poison event never blocks a group). With
+several members of one group, JetStream hands each fetched batch to whichever member asks, so there is no
+per-key order across members; keeping per-key order with several members (partitioned subjects, one
+partition per member) is the job of the multi-node work, not of this module.
+
+Connection loss: nats-py reconnects forever (``max_reconnect_attempts=-1``); a publish that gets no
+acknowledgement is retried with the same message id until ``publish_timeout``, then raises ``Unavailable``.
+Every nats error is wrapped into ``citydata.errors.Unavailable`` at this boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from citydata.bus.base import Bus, BusStats, Consumer, Delivery, Handler, StartAt, Subscription
+from citydata.errors import Conflict, Unavailable
+from citydata.events import Event
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+REASON_HEADER = "Citydata-Reason"
+_NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def consumer_name(group: str) -> str:
+    """A JetStream-safe durable name for a group (letters, digits, ``_``, ``-``); a short hash keeps two
+    groups that differ only in unsafe characters apart."""
+    safe = _NAME_OK.sub("_", group)
+    if safe != group or not safe:
+        safe = f"{safe[:48]}_{hashlib.sha1(group.encode(), usedforsecurity=False).hexdigest()[:8]}"
+    return safe[:64]
+
+
+def _header_value(text: str) -> str:
+    return " ".join(text.split())[:500]
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.05 * 2.0 ** attempt, 2.0)
+
+
+class _LiveSub(Subscription):
+    def __init__(self, bus: NatsBus, pattern: str, handler: Handler, queue_size: int) -> None:
+        self.bus, self.pattern, self.handler = bus, pattern, handler
+        self.queue: asyncio.Queue[Msg | None] = asyncio.Queue(queue_size)
+        self.nsub: NatsSubscription | None = None
+        self.closed = False
+        self.task = asyncio.create_task(self._run(), name=f"nats-sub-{pattern}")
+        self._unsub: asyncio.Task[None] | None = None
+
+    async def on_msg(self, msg: Msg) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(msg)
+        except asyncio.QueueFull:
+            # A live subscriber that cannot keep up is cut off, loudly: it must reconnect and re-read state.
+            self.bus.stats.slow_subscriber_drops += 1
+            log.warning("live subscriber %s too slow; disconnected", self.pattern)
+            self.closed = True
+            self.bus._subs.discard(self)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+            self._unsub = asyncio.create_task(self._unsubscribe())
+
+    async def _run(self) -> None:
+        while True:
+            msg = await self.queue.get()
+            if msg is None:
+                return
+            event = self.bus._event_of(msg)
+            if event is None:
+                continue
+            try:
+                await self.handler(Delivery(event, 0))
+            except Exception:
+                log.exception("live subscriber %s failed on %s", self.pattern, event.kind)
+
+    async def _unsubscribe(self) -> None:
+        if self.nsub is not None:
+            with contextlib.suppress(Exception):
+                await self.nsub.unsubscribe()
+            self.nsub = None
+
+    async def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bus._subs.discard(self)
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(None)
+        await self._unsubscribe()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class _Member(Consumer):
+    def __init__(self, bus: NatsBus, group: str, durable: str, psub: JetStreamContext.PullSubscription,
+                 handler: Handler, max_attempts: int, index: int) -> None:
+        self.bus, self.group, self.durable, self.psub = bus, group, durable, psub
+        self.handler, self.max_attempts = handler, max(1, max_attempts)
+        self.name = f"{group}#{index}"
+        self._stream_pending = 0
+        self._local = 0
+        self._stopping = False
+        self.task = asyncio.create_task(self._run(), name=f"nats-consumer-{self.name}")
+
+    def pending(self) -> int:
+        return self._stream_pending + self._local
+
+    async def _run(self) -> None:
+        bus = self.bus
+        batch = max(1, min(bus.fetch_batch, bus.queue_size))
+        delay = 0.05
+        while not self._stopping:
+            try:
+                msgs = await self.psub.fetch(batch, timeout=bus.fetch_timeout)
+            except TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # disconnected, consumer gone, ...: wait and ask again
+                if self._stopping:
+                    break
+                log.warning("consumer %s fetch failed (%s); retrying in %.2fs", self.name,
+                            type(err).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            self._local = len(msgs)
+            handled = 0
+            try:
+                for msg in msgs:
+                    if self._stopping:
+                        break
+                    await self._handle(msg)
+                    handled += 1
+                    self._local -= 1
+            finally:
+                for rest in msgs[handled:]:  # stopping: hand them back now rather than after ack_wait
+                    with contextlib.suppress(Exception):  # (one already settled raises; ignored)
+                        await rest.nak()
+                self._local = 0
+            bus.stats.queue_depths[f"consumer:{self.name}"] = self.pending()
+
+    async def _handle(self, msg: Msg) -> None:
+        bus = self.bus
+        try:
+            meta = msg.metadata
+            seq, attempt = meta.sequence.stream, meta.num_delivered
+            self._stream_pending = meta.num_pending
+            event = bus._event_of(msg)
+            if event is None:  # a dead-letter copy, or not an event at all: never retried
+                if msg.subject.startswith(bus.deadletter_prefix):
+                    await msg.ack()
+                else:
+                    await msg.term()
+                return
+            try:
+                await self.handler(Delivery(event, seq, attempt, self.group))
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await msg.nak()  # stopped mid-handler: redeliver now, not after ack_wait
+                raise
+            except Exception as err:
+                if attempt >= self.max_attempts:
+                    bus.stats.dead_lettered += 1
+                    log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s", self.name,
+                              event.id, event.kind, attempt, err)
+                    await bus._dead_letter(self.durable, msg, event, seq, repr(err))
+                    await msg.term()
+                else:
+                    bus.stats.redelivered += 1
+                    await msg.nak(delay=_backoff(attempt))
+                return
+            await msg.ack()
+            bus.stats.delivered += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the connection went away mid-ack: the server redelivers after ack_wait
+            log.warning("consumer %s could not settle a message (%s)", self.name, type(err).__name__)
+
+    async def close(self) -> None:
+        self._stopping = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), self.bus.fetch_timeout + self.bus.close_grace_s)
+        except TimeoutError:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        except Exception:
+            log.exception("consumer %s stopped with an error", self.name)
+        # Messages the server delivered after the last fetch returned: hand them back now.
+        queue: asyncio.Queue[Msg] | None = getattr(getattr(self.psub, "_sub", None), "_pending_queue", None)
+        while queue is not None and not queue.empty():
+            msg = queue.get_nowait()
+            if msg.reply and not (msg.headers or {}).get("Status"):  # status messages carry no event
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+        with contextlib.suppress(Exception):
+            await self.psub.unsubscribe()
+        self.bus._members.discard(self)
+        self.bus.stats.queue_depths.pop(f"consumer:{self.name}", None)
+
+
+class NatsBus(Bus):
+    """The event bus on NATS JetStream (several nodes share it)."""
+
+    def __init__(self, url: str, *, stream: str, prefix: str, queue_size: int,
+                 connect_timeout: float = 5.0, publish_timeout: float = 10.0, ack_wait: float = 30.0,
+                 fetch_batch: int = 256, fetch_timeout: float = 1.0, close_grace_s: float = 5.0) -> None:
+        self.url, self.stream, self.prefix = url, stream, prefix.rstrip(".")
+        self.queue_size = queue_size
+        self.connect_timeout, self.publish_timeout, self.ack_wait = connect_timeout, publish_timeout, ack_wait
+        self.fetch_batch, self.fetch_timeout, self.close_grace_s = fetch_batch, fetch_timeout, close_grace_s
+        self.deadletter_prefix = f"{self.prefix}.deadletter."
+        self.stats = BusStats()
+        self.reconnects = 0
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: set[_LiveSub] = set()
+        self._members: set[_Member] = set()
+        self._member_count: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    def describe(self) -> str:
+        return f"NatsBus(stream={self.stream}, prefix={self.prefix})"
+
+    def subject(self, kind_or_pattern: str) -> str:
+        return f"{self.prefix}.{kind_or_pattern}"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            return
+        nc = NATS()
+        try:
+            await asyncio.wait_for(nc.connect(
+                servers=[self.url], name="citydata", allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=1, connect_timeout=2, error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected),
+                timeout=self.connect_timeout)
+            js = nc.jetstream(timeout=self.publish_timeout)
+            config = StreamConfig(name=self.stream, subjects=[f"{self.prefix}.>"], storage=StorageType.FILE,
+                                  duplicate_window=DUPLICATE_WINDOW_S)
+            try:
+                await js.stream_info(self.stream)
+            except nats.js.errors.NotFoundError:
+                await js.add_stream(config)
+            else:
+                await js.update_stream(config)
+        except BaseException as err:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            if not isinstance(err, Exception):
+                raise
+            raise Unavailable(f"NATS JetStream is not available ({type(err).__name__})",
+                              code="bus_unavailable") from err
+        self._nc, self._js = nc, js
+        log.info("bus connected to NATS JetStream stream %s", self.stream)
+
+    async def stop(self) -> None:
+        for sub in list(self._subs):
+            await sub.close()
+        await asyncio.gather(*(m.close() for m in list(self._members)), return_exceptions=True)
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is None or nc.is_closed:
+            return
+        try:
+            await asyncio.wait_for(nc.drain(), timeout=self.close_grace_s)
+        except Exception as err:
+            log.warning("NATS drain failed (%s); closing", type(err).__name__)
+        with contextlib.suppress(Exception):
+            await nc.close()
+
+    async def healthy(self) -> bool:
+        if self._nc is None or self._js is None or not self._nc.is_connected:
+            return False
+        try:
+            await asyncio.wait_for(self._js.stream_info(self.stream), timeout=2.0)
+        except Exception:
+            return False
+        return True
+
+    async def _on_error(self, err: Exception) -> None:
+        log.warning("NATS error: %s", type(err).__name__)
+
+    async def _on_disconnected(self) -> None:
+        if self._nc is not None:  # not our own stop()
+            log.warning("NATS disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self.reconnects += 1
+        log.info("NATS reconnected")
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise Unavailable("the NATS bus is not started", code="bus_unavailable")
+        return self._js
+
+    # -- publishing ------------------------------------------------------------------------------------------
+    async def publish(self, event: Event) -> int:
+        js = self._jetstream()
+        deadline = time.monotonic() + self.publish_timeout
+        delay = 0.05
+        while True:
+            try:
+                ack = await js.publish(self.subject(event.kind), event.to_bytes(),
+                                       timeout=max(0.1, min(2.0, deadline - time.monotonic())),
+                                       headers={"Nats-Msg-Id": event.id})
+            except (TimeoutError, nats.js.errors.NoStreamResponseError,
+                    nats.errors.ConnectionReconnectingError) as err:
+                # Safe to retry: the stream drops a second copy with the same Nats-Msg-Id.
+                if time.monotonic() + delay >= deadline:
+                    raise Unavailable("the NATS bus did not acknowledge the event",
+                                      code="bus_unavailable") from err
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            except nats.errors.Error as err:
+                raise Unavailable(f"NATS publish failed ({type(err).__name__})", code="bus_unavailable") \
+                    from err
+            self.stats.published += 1
+            return int(ack.seq)
+
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        """Write every message, then wait for the acknowledgements together; any event left unacknowledged
+        after ``publish_timeout`` (or refused) is retried alone with its id, so nothing is stored twice."""
+        if not events:
+            return []
+        js = self._jetstream()
+        futures: list[asyncio.Future[Any] | None] = []
+        try:
+            for event in events:
+                futures.append(await js.publish_async(self.subject(event.kind), event.to_bytes(),
+                                                      headers={"Nats-Msg-Id": event.id}))
+        except nats.errors.Error as err:
+            log.warning("pipelined publish interrupted (%s); retrying one by one", type(err).__name__)
+        futures.extend([None] * (len(events) - len(futures)))
+        pending: list[asyncio.Future[Any]] = [f for f in futures if f is not None]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.publish_timeout)
+            for late_fut in late:
+                late_fut.cancel()  # frees nats-py's slot; the event is published again below
+        seqs: list[int] = []
+        for event, maybe in zip(events, futures, strict=True):
+            if maybe is not None and maybe.done() and not maybe.cancelled() and maybe.exception() is None:
+                seqs.append(int(maybe.result().seq))
+                self.stats.published += 1
+            else:
+                seqs.append(await self.publish(event))
+        return seqs
+
+    async def _dead_letter(self, durable: str, msg: Msg, event: Event, seq: int, reason: str) -> None:
+        headers = {"Nats-Msg-Id": f"deadletter.{durable}.{seq}", REASON_HEADER: _header_value(reason),
+                   "Citydata-Group": durable, "Citydata-Seq": str(seq), "Citydata-Event-Id": event.id}
+        try:
+            await self._jetstream().publish(f"{self.deadletter_prefix}{durable}", msg.data, headers=headers)
+        except Exception as err:
+            log.error("could not publish the dead letter of event %s (%s)", event.id, type(err).__name__)
+
+    def _event_of(self, msg: Msg) -> Event | None:
+        """The event a message carries, or None for dead-letter copies and garbage (logged)."""
+        if msg.subject.startswith(self.deadletter_prefix):
+            return None
+        try:
+            event = Event.from_bytes(msg.data)
+        except Exception:
+            log.error("message on %s is not an event; skipped", msg.subject)
+            return None
+        if msg.subject != self.subject(event.kind):
+            log.error("event %s of kind %s arrived on %s; skipped", event.id, event.kind, msg.subject)
+            return None
+        return event
+
+    # -- receiving -------------------------------------------------------------------------------------------
+    async def subscribe(self, pattern: str, handler: Handler, *, queue_size: int = 1000) -> Subscription:
+        if self._nc is None:
+            raise Unavailable("the NATS bus is not started", code="bus_unavailable")
+        sub = _LiveSub(self, pattern, handler, queue_size)
+        try:
+            sub.nsub = await self._nc.subscribe(self.subject(pattern), cb=sub.on_msg)
+        except Exception as err:
+            await sub.close()
+            raise Unavailable(f"NATS subscribe failed ({type(err).__name__})",
+                              code="bus_unavailable") from err
+        self._subs.add(sub)
+        return sub
+
+    async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
+                      max_attempts: int = 5) -> Consumer:
+        js = self._jetstream()
+        durable = consumer_name(group)
+        subject = self.subject(pattern)
+        config = ConsumerConfig(
+            durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL if start == "all" else DeliverPolicy.NEW,
+            ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=self.queue_size,
+            description=f"citydata consumer group {group}"[:200])
+        async with self._lock:
+            try:
+                try:
+                    info = await js.consumer_info(self.stream, durable)
+                except nats.js.errors.NotFoundError:
+                    await js.add_consumer(self.stream, config)
+                else:
+                    if info.config.filter_subject != subject:
+                        raise Conflict(f"consumer group {group!r} already consumes "
+                                       f"{info.config.filter_subject!r}", code="bus_group_conflict")
+                psub = await js.pull_subscribe_bind(consumer=durable, stream=self.stream)
+            except Conflict:
+                raise
+            except Exception as err:
+                raise Unavailable(f"NATS consumer {durable} could not be bound ({type(err).__name__})",
+                                  code="bus_unavailable") from err
+            index = self._member_count.get(group, 0)
+            self._member_count[group] = index + 1
+            member = _Member(self, group, durable, psub, handler, max_attempts, index)
+            self._members.add(member)
+            return member
+
+    def queue_depths(self) -> dict[str, int]:
+        depths = {f"consumer:{m.name}": m.pending() for m in self._members}
+        depths.update({f"subscriber:{s.pattern}": s.queue.qsize() for s in self._subs})
+        return depths
