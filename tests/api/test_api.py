@@ -130,6 +130,8 @@ async def test_device_bound_token_cannot_speak_for_another_device(client: Any, p
 async def test_geography_routes(client: Any) -> None:
     checkpoints = (await client.get("/api/v1/places", params={"kind": "checkpoint"})).json()
     codes = {f["properties"]["code"] for f in checkpoints["features"]}
+    everything = (await client.get("/api/v1/places", params={"geometry": "false"})).json()["features"]
+    assert len([f for f in everything if f["properties"]["kind"] == "province"]) == 77
     assert codes == {"HKT", "THA_CHATCHAI", "AO_CHALONG", "RASSADA", "AO_PO"}
     airport = (await client.get("/api/v1/geo/locate", params={"lat": 8.10846, "lon": 98.30655})).json()
     assert airport["province"]["code"] == "83"

@@ -53,6 +53,8 @@ def create_app(platform: Platform) -> FastAPI:
         metrics.http_latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    for module in (ops, auth, devices, geography, admin):
-        app.include_router(module.router)
+    routers = [m.router for m in (ops, auth, devices, geography, admin)]
+    for router in routers:
+        app.include_router(router)
+    app.state.routers = routers   # the route table, for generated docs and the authorization tests
     return app

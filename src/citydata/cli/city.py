@@ -69,6 +69,6 @@ def list_(kind: Annotated[str | None, typer.Option(help="Only this kind of place
 
     geo = run(_with_store(settings, go))
     table = Table("id", "kind", "code", "name_en", "name_th")
-    for p in (geo.by_kind(kind) if kind else geo.places):
+    for p in (geo.by_kind(kind) if kind else list(geo)):
         table.add_row(p.id, p.kind, p.code, p.name_en, p.name_th or "")
     Console().print(table)

@@ -34,7 +34,7 @@ async def list_places(platform: PlatformDep, caller: Annotated[Principal, Allowe
                       geometry: Annotated[bool, Query(description="include geometries")] = True,
                       ) -> dict[str, Any]:
     geo = _geography(platform)
-    places = geo.by_kind(kind) if kind else geo.places
+    places = geo.by_kind(kind) if kind else list(geo)
     return {"type": "FeatureCollection", "features": [_feature(p, geometry=geometry) for p in places]}
 
 
