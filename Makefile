@@ -33,7 +33,7 @@ serve: env
 	$(RUN) citydata serve
 
 lint: env
-	$(RUN) ruff check src tests bench tools
+	$(RUN) ruff check src tests tools $(wildcard bench)
 
 typecheck: env
 	$(RUN) mypy
