@@ -98,6 +98,7 @@ observations = Table(
     Column("foi_id", Integer, nullable=True),
     # one observation per datastream and phenomenon time: redelivery is harmless (idempotent storage)
     UniqueConstraint("datastream_id", "phenomenon_time", name="uq_observations_stream_time"),
+    Index("ix_observations_foi", "foi_id"),
 )
 
 latest_observations = Table(
