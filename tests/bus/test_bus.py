@@ -297,7 +297,6 @@ async def test_poison_event_is_dead_lettered_and_the_group_goes_on(env: BusEnv) 
     assert sorted(done) == [0, 2, 3]
     assert bus.stats.dead_lettered == 1
     if env.store is not None:
-        await until(lambda: True)
         rows = await env.store.fetch_all(select(schema.dead_letters))
         assert len(rows) == 1
         row = rows[0]
@@ -479,3 +478,57 @@ async def test_nats_unreachable_is_unavailable(env: BusEnv) -> None:
     assert not await bus.healthy()
     with pytest.raises(Unavailable):
         await bus.publish(ev())
+
+
+@pytest.mark.parametrize("env", ["nats"], indirect=True)
+async def test_nats_reconnects_and_publish_retries_through_an_outage(env: BusEnv, tmp_path: Path) -> None:
+    """A private nats-server (the shared one is never touched) is stopped and started again under a bus."""
+    import shutil
+    import subprocess
+
+    from citydata.bus.nats import NatsBus
+
+    binary = shutil.which("nats-server")
+    if binary is None:
+        pytest.skip("nats-server binary not installed")
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+
+    async def start_server() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+            await asyncio.sleep(0.05)
+        proc.kill()
+        raise AssertionError("private nats-server did not start")
+
+    server = await start_server()
+    bus = NatsBus(url, stream=env.stream, prefix=env.prefix, queue_size=100, fetch_timeout=0.5,
+                  close_grace_s=0.5, publish_timeout=20.0)
+    try:
+        await bus.start()
+        got: list[Delivery] = []
+        await bus.consume("writer", "obs.>", collector(got))
+        await bus.publish_many([ev(n=i) for i in range(5)])
+        await until(lambda: len(got) == 5, what="before the outage")
+
+        server.terminate()
+        server.wait(10)
+        await until(lambda: not bus._nc or not bus._nc.is_connected, what="disconnect")
+        assert not await bus.healthy()
+        during = asyncio.create_task(bus.publish_many([ev(n=i) for i in range(5, 10)]))
+        await asyncio.sleep(0.5)
+        assert not during.done()  # waiting for an acknowledgement, not failing and not dropping
+        server = await start_server()
+        seqs = await asyncio.wait_for(during, 25)
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+        await until(lambda: len(got) == 10, timeout=20, what="after the outage")
+        await settle(0.5)
+        assert [d.event.data["n"] for d in got] == list(range(10))  # nothing lost, nothing twice
+        assert bus.reconnects >= 1 and await bus.healthy()
+    finally:
+        await bus.stop()
+        server.terminate()
+        server.wait(10)
