@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from citydata.store.writer import ConflictMode, WriteOp, Writer, is_connection_e
 
 log = logging.getLogger(__name__)
 ID_BLOCK = 1000
+ID_BLOCK_MAX = 100_000
 CONNECT_TIMEOUT_S = 5.0
 READY_TIMEOUT_S = 2.0
 
@@ -70,6 +72,7 @@ class Store:
         self.postgis = False
         self._id_blocks: dict[str, tuple[int, int]] = {}
         self._id_lock = asyncio.Lock()
+        self._id_refills: dict[str, tuple[float, int]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self, *, migrate: bool = True) -> None:
@@ -77,11 +80,11 @@ class Store:
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = create_async_engine(self.url, pool_size=1, max_overflow=0)
+            self.write_engine = create_async_engine(self.url, pool_size=2, max_overflow=0)
             self.engine = create_async_engine(self.url, pool_size=self.settings.db_pool_size, max_overflow=4)
             configure_sqlite(self.write_engine, self.settings.sqlite_synchronous, writer=True)
             configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False)
-            bulk: Any = SQLiteBulk()
+            bulk: Any = SQLiteBulk(self.write_engine.dialect)
         else:
             # A connect timeout, so an unreachable server fails fast instead of after asyncpg's default 60 s.
             connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S}
@@ -89,7 +92,8 @@ class Store:
                 connect_args["server_settings"] = {"search_path": self.schema_name}
             self.engine = create_async_engine(self.url, pool_size=self.settings.db_pool_size, max_overflow=4,
                                               pool_pre_ping=True, connect_args=connect_args)
-            self.write_engine = create_async_engine(self.url, pool_size=2, max_overflow=0, pool_pre_ping=True,
+            # No pre-ping for the writer: it keeps its connection and replaces it after a connection error.
+            self.write_engine = create_async_engine(self.url, pool_size=3, max_overflow=0,
                                                     connect_args=connect_args)
             bulk = PostgresBulk(self.schema_name)
         if migrate:
@@ -191,13 +195,22 @@ class Store:
             while len(ids) < count:
                 start, end = self._id_blocks.get(table.name, (0, 0))
                 if start >= end:
-                    need = max(ID_BLOCK, count - len(ids))
+                    need = max(self._next_block(table.name), count - len(ids))
                     start = await self.write(functools.partial(self._reserve, table=table, count=need))
                     end = start + need
                 take = min(end - start, count - len(ids))
                 ids.extend(range(start, start + take))
                 self._id_blocks[table.name] = (start + take, end)
         return ids
+
+    def _next_block(self, name: str) -> int:
+        """Block size: ``ID_BLOCK``, doubled (up to ``ID_BLOCK_MAX``) while refills come within a second, so a
+        busy ingest reserves ids rarely; ids left in a block when the process stops are simply never used."""
+        now = time.monotonic()
+        last_at, last_size = self._id_refills.get(name, (0.0, 0))
+        size = min(ID_BLOCK_MAX, last_size * 2) if now - last_at < 1.0 and last_size else ID_BLOCK
+        self._id_refills[name] = (now, size)
+        return size
 
     async def _reserve(self, conn: AsyncConnection, *, table: Table, count: int) -> int:
         """Reserve ``count`` ids; returns the first. Runs inside the writer's transaction."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.store.types import JSONText, UTCDateTime
-from citydata.store.writer import BulkInserter, ConflictMode, is_connection_error
+from citydata.store.writer import BulkInserter, ConflictMode
 
 MIGRATION_LOCK = 0x43495459_44415441  # "CITYDATA": one Store migrates a database at a time
 
@@ -47,55 +48,55 @@ def bind_value(table: Table, column: str, value: Any) -> Any:
 class PostgresBulk(BulkInserter):
     """COPY for bulk writes.
 
-    ``conflict="error"``: COPY straight into the table. ``conflict="ignore"``: first the same straight COPY
-    in a savepoint (duplicates are rare, and this is the fastest path); when it hits a unique violation, COPY
-    into a temporary staging table (one per table and column set, emptied at commit) tagged with the caller's
-    part number, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per part, which gives each caller
-    its exact count of new rows.
+    ``conflict="error"``, and ``"ignore"`` on the writer's optimistic first try: COPY straight into the table
+    (duplicates are rare, and this is the fastest path). ``"ignore"`` with ``exact=True`` (the writer's second
+    try, after a conflict): COPY into a temporary staging table (one per table and column set, emptied at
+    commit) tagged with the caller's part number, then one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` per
+    part, which gives each caller its exact count of new rows.
     """
 
     def __init__(self, schema: str | None) -> None:
         self.schema = schema
         self._conv: dict[tuple[str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
 
-    def _records(self, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]],
-                 part: int | None = None) -> list[tuple[Any, ...]]:
+    def prepare(self, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Any]:
         key = (table.name, columns)
         conv = self._conv.get(key)
         if conv is None:
             conv = self._conv[key] = converters(table, columns)
-        pairs = [(c, f) for c, f in zip(columns, conv, strict=True)]
-        if part is None:
-            return [tuple(r[c] if f is None else f(r[c]) for c, f in pairs) for r in rows]
-        return [(*(r[c] if f is None else f(r[c]) for c, f in pairs), part) for r in rows]
+        getter = itemgetter(*columns)
+        records: list[Any] = [getter(r) for r in rows] if len(columns) > 1 else [(getter(r),) for r in rows]
+        times = [i for i, f in enumerate(conv) if f is _utc]
+        others = [(i, f) for i, f in enumerate(conv) if f is not None and f is not _utc]
+        if others:
+            for n, rec in enumerate(records):
+                values = list(rec)
+                for i, f in others:
+                    values[i] = f(values[i])
+                records[n] = tuple(values)
+        for i in times:  # the common case costs one attribute read per value: aware UTC passes as is
+            for n, rec in enumerate(records):
+                value = rec[i]
+                if value is not None and getattr(value, "tzinfo", UTC) is not UTC:
+                    records[n] = (*rec[:i], _utc(value), *rec[i + 1:])
+        return records
 
     async def insert_parts(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...],
-                           parts: Sequence[Sequence[dict[str, Any]]], conflict: ConflictMode) -> list[int]:
+                           parts: Sequence[list[Any]], conflict: ConflictMode, *,
+                           exact: bool = False) -> list[int]:
         raw = await conn.get_raw_connection()
         apg: Any = raw.driver_connection
+        await _ensure_begun(raw.dbapi_connection, apg, conn)
         cols = list(columns)
-        if conflict == "error":
-            records = [rec for rows in parts for rec in self._records(table, columns, rows)]
+        if conflict == "error" or not exact:
+            # Straight COPY: every row must be new. With "ignore", a duplicate fails the batch's optimistic
+            # transaction and the writer runs the job again with exact=True.
+            records = parts[0] if len(parts) == 1 else [rec for rows in parts for rec in rows]
             await apg.copy_records_to_table(table.name, records=records, columns=cols,
                                             schema_name=self.schema)
-            return [len(rows) for rows in parts]
-        # Fast path: no conflicts at all.
-        records = [rec for rows in parts for rec in self._records(table, columns, rows)]
-        savepoint = await conn.begin_nested()
-        try:
-            await apg.copy_records_to_table(table.name, records=records, columns=cols,
-                                            schema_name=self.schema)
-        except Exception as err:
-            if is_connection_error(err):
-                raise
-            await savepoint.rollback()
-            if getattr(err, "sqlstate", None) != "23505":  # only a unique violation takes the slow path
-                raise
-        else:
-            await savepoint.commit()
             return [len(rows) for rows in parts]
         staging = await self._staging(apg, table, columns)
-        staged = [rec for i, rows in enumerate(parts) for rec in self._records(table, columns, rows, i)]
+        staged = [(*rec, i) for i, rows in enumerate(parts) for rec in rows]
         await apg.copy_records_to_table(staging, records=staged, columns=[*cols, "_part"])
         quoted = ", ".join(f'"{c}"' for c in cols)
         counts = []
@@ -118,6 +119,20 @@ class PostgresBulk(BulkInserter):
 
     def _qualified(self, table: Table) -> str:
         return f'"{self.schema}"."{table.name}"' if self.schema else f'"{table.name}"'
+
+
+async def _ensure_begun(adapter: Any, apg: Any, conn: AsyncConnection) -> None:
+    """SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs itself; COPY on the
+    driver connection before that would run (and commit) outside the writer's transaction."""
+    if apg.is_in_transaction():
+        return
+    start = getattr(adapter, "_start_transaction", None)
+    if start is not None and getattr(adapter, "_transaction", True) is None:
+        await start()  # just the BEGIN
+    else:
+        await conn.exec_driver_sql("SELECT 1")
+    if not apg.is_in_transaction():
+        raise RuntimeError("bulk insert outside a transaction")
 
 
 async def has_postgis(conn: AsyncConnection) -> bool:

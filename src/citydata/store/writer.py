@@ -44,7 +44,7 @@ class _Job:
     rows: int
     op: WriteOp | None = None
     table: Table | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)   # driver-ready parameters (BulkInserter.prepare)
     columns: tuple[str, ...] = ()
     conflict: ConflictMode = "ignore"
 
@@ -97,7 +97,7 @@ def _chain(err: BaseException) -> list[BaseException]:
     cur: BaseException | None = err
     while cur is not None and cur not in out and len(out) < 10:
         out.append(cur)
-        cur = cur.__cause__ or cur.__context__
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
     return out
 
 
@@ -132,16 +132,26 @@ def is_connection_error(err: BaseException) -> bool:
 class BulkInserter:
     """Dialect-specific fast path for many rows into one table (executemany on SQLite, COPY on PostgreSQL)."""
 
-    async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
-                     conflict: ConflictMode) -> int:
-        return (await self.insert_parts(conn, table, tuple(rows[0].keys()), [rows], conflict))[0]
+    def prepare(self, table: Table, columns: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """Turn row dicts into the driver's parameters. Runs in the caller's task, at submission, so the
+        conversion overlaps with the writer's database work (and a bad value fails its own caller at once)."""
+        raise NotImplementedError
 
     async def insert_parts(self, conn: AsyncConnection, table: Table, columns: tuple[str, ...],
-                           parts: Sequence[Sequence[dict[str, Any]]], conflict: ConflictMode) -> list[int]:
-        """Insert several callers' rows (all with ``columns``) at once; returns the new rows per part.
+                           parts: Sequence[list[Any]], conflict: ConflictMode, *,
+                           exact: bool = False) -> list[int]:
+        """Insert several callers' prepared rows (all with ``columns``) at once; returns the new rows per part.
 
-        Rows that conflict with stored rows, or with rows of an earlier part, count for the earlier one."""
+        Rows that conflict with stored rows, or with rows of an earlier part, count for the earlier one. On
+        error the transaction may hold part of the rows: the writer then rolls it back (or the job's
+        savepoint). ``exact``: the caller already knows duplicates are there (skip any optimistic path)."""
         raise NotImplementedError
+
+    async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]],
+                     conflict: ConflictMode) -> int:
+        columns = tuple(rows[0].keys())
+        return (await self.insert_parts(conn, table, columns, [self.prepare(table, columns, rows)],
+                                        conflict))[0]
 
 
 class Writer:
@@ -150,6 +160,9 @@ class Writer:
         self.engine, self.bulk = engine, bulk
         self.batch_rows, self.batch_s = batch_rows, batch_ms / 1000.0
         self.buffer_rows, self.retry_s = buffer_rows, retry_s
+        # A batch is due at batch_rows; what is already queued by then joins it, up to this many rows (group
+        # commit: under a backlog, fewer and bigger transactions).
+        self.max_batch_rows = max(batch_rows, min(8 * batch_rows, 50_000))
         self.stats = WriterStats()
         self.available = True
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
@@ -157,6 +170,7 @@ class Writer:
         self._closing = False
         self._outage_since: float | None = None
         self._inflight: list[_Job] = []
+        self._conn: AsyncConnection | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="store-writer")
@@ -178,6 +192,10 @@ class Writer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._fail_queued(Unavailable("the platform is shutting down", code="shutting_down", retry_after=5))
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     def depth(self) -> int:
         return self.stats.buffered_rows
@@ -213,8 +231,10 @@ class Writer:
         if unknown:
             raise ValidationFailed(f"unknown columns for {table.name}: {', '.join(sorted(unknown))}",
                                    code="invalid_rows")
+        columns = tuple(keys)
+        prepared = self.bulk.prepare(table, columns, records)
         fut = self._admit(len(records))
-        self._queue.put_nowait(_Job(fut, len(records), table=table, records=records, columns=tuple(keys),
+        self._queue.put_nowait(_Job(fut, len(records), table=table, records=prepared, columns=columns,
                                     conflict=conflict))
         return int(await fut)
 
@@ -228,12 +248,12 @@ class Writer:
                     break
                 batch, rows = [first], first.rows
                 deadline = time.monotonic() + self.batch_s
-                while rows < self.batch_rows:
+                while rows < self.max_batch_rows:
                     try:
                         job = self._queue.get_nowait()
                     except asyncio.QueueEmpty:
                         timeout = deadline - time.monotonic()
-                        if timeout <= 0:
+                        if timeout <= 0 or rows >= self.batch_rows:
                             break
                         try:
                             job = await asyncio.wait_for(self._queue.get(), timeout)
@@ -323,19 +343,18 @@ class Writer:
             job.future.set_result(value)
 
     async def _commit(self, batch: list[_Job]) -> list[Any]:
-        results: list[Any] = [None] * len(batch)
+        """One transaction for the batch. First optimistically, without savepoints (a round trip each on
+        PostgreSQL); when anything in it fails, the transaction is rolled back and the batch runs again with
+        each job in its own savepoint, so only the failing job fails."""
         started = time.monotonic()
-        async with self.engine.connect() as conn, conn.begin():
-            # Bulk jobs for the same table, columns and conflict mode go in one statement.
-            groups: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
-            for i, job in enumerate(batch):
-                if job.table is not None:
-                    groups.setdefault((job.table.name, job.columns, job.conflict), []).append(i)
-            for indexes in groups.values():
-                await self._bulk(conn, batch, indexes, results)
-            for i, job in enumerate(batch):
-                if job.op is not None:
-                    results[i] = await self._op(conn, job.op)
+        try:
+            results = await self._transaction(batch, safe=False)
+        except Exception as err:
+            if is_connection_error(err):
+                raise
+            results = None
+        if results is None:  # outside the except block, so the jobs' own errors carry no stale context
+            results = await self._transaction(batch, safe=True)
         rows = sum(j.rows for j in batch)
         self.stats.commit_seconds += time.monotonic() - started
         self.stats.commits += 1
@@ -343,10 +362,61 @@ class Writer:
         self.stats.rows += rows
         return results
 
-    async def _op(self, conn: AsyncConnection, op: WriteOp) -> Any:
+    async def _connection(self) -> AsyncConnection:
+        """The writer's own connection, kept across batches (dropped and replaced after a connection error)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = await self.engine.connect()
+        return self._conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _transaction(self, batch: list[_Job], *, safe: bool) -> list[Any]:
+        results: list[Any] = [None] * len(batch)
+        try:
+            conn = await self._connection()
+            async with conn.begin():
+                if safe:
+                    for i, job in enumerate(batch):
+                        results[i] = await self._isolated(conn, job)
+                else:
+                    # Bulk jobs for the same table, columns and conflict mode go in one statement.
+                    groups: dict[tuple[str, tuple[str, ...], str], list[int]] = {}
+                    for i, job in enumerate(batch):
+                        if job.table is not None:
+                            groups.setdefault((job.table.name, job.columns, job.conflict), []).append(i)
+                    for indexes in groups.values():
+                        first = batch[indexes[0]]
+                        assert first.table is not None
+                        counts = await self.bulk.insert_parts(conn, first.table, first.columns,
+                                                              [batch[i].records for i in indexes],
+                                                              first.conflict)
+                        for i, count in zip(indexes, counts, strict=True):
+                            results[i] = count
+                    for i, job in enumerate(batch):
+                        if job.op is not None:
+                            results[i] = await job.op(conn)
+        except Exception as err:
+            if is_connection_error(err):
+                await self._drop_connection()
+            raise
+        return results
+
+    async def _isolated(self, conn: AsyncConnection, job: _Job) -> Any:
+        """One job in its own savepoint: its failure is its own result, the transaction goes on."""
         savepoint = await conn.begin_nested()
         try:
-            value = await op(conn)
+            if job.op is not None:
+                value = await job.op(conn)
+            else:
+                assert job.table is not None
+                value = (await self.bulk.insert_parts(conn, job.table, job.columns, [job.records],
+                                                      job.conflict, exact=True))[0]
         except Exception as err:
             if is_connection_error(err):
                 raise
@@ -354,39 +424,6 @@ class Writer:
             return _Failed(self._wrap(err))
         await savepoint.commit()
         return value
-
-    async def _bulk(self, conn: AsyncConnection, batch: list[_Job], indexes: list[int],
-                    results: list[Any]) -> None:
-        first = batch[indexes[0]]
-        assert first.table is not None
-        if len(indexes) > 1:
-            savepoint = await conn.begin_nested()
-            try:
-                counts = await self.bulk.insert_parts(conn, first.table, first.columns,
-                                                      [batch[i].records for i in indexes], first.conflict)
-            except Exception as err:
-                if is_connection_error(err):
-                    raise
-                await savepoint.rollback()
-            else:
-                await savepoint.commit()
-                for i, count in zip(indexes, counts, strict=True):
-                    results[i] = count
-                return
-        for i in indexes:  # alone, or the merged statement failed: isolate each job
-            job = batch[i]
-            assert job.table is not None
-            savepoint = await conn.begin_nested()
-            try:
-                results[i] = (await self.bulk.insert_parts(conn, job.table, job.columns, [job.records],
-                                                           job.conflict))[0]
-            except Exception as err:
-                if is_connection_error(err):
-                    raise
-                await savepoint.rollback()
-                results[i] = _Failed(self._wrap(err))
-            else:
-                await savepoint.commit()
 
     @staticmethod
     def _wrap(err: Exception) -> BaseException:
