@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import zlib
 from collections.abc import Sequence
@@ -34,6 +35,10 @@ class BusJournal(Protocol):
     async def set_offset(self, group: str, seq: int) -> None: ...
 
     async def dead_letter(self, group: str, delivery: Delivery, reason: str) -> None: ...
+
+    async def flush(self) -> None:
+        """Wait until every saved offset is committed."""
+        ...
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -131,25 +136,40 @@ class _Group:
     def __init__(self, bus: MemoryBus, name: str, pattern: str, max_attempts: int) -> None:
         self.bus, self.name, self.pattern, self.max_attempts = bus, name, pattern, max_attempts
         self.members: list[_Member] = []
-        self.in_flight: set[int] = set()
+        self._dispatched: list[int] = []     # min-heap of dispatched, not yet committed seqs
+        self._acked: set[int] = set()
         self.committed = 0
         self.highest = 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._dispatched) - len(self._acked)
 
     def route(self, delivery: Delivery) -> _Member:
         return self.members[partition_of(delivery.event.key, len(self.members))]
 
     async def dispatch(self, delivery: Delivery) -> None:
-        self.in_flight.add(delivery.seq)
+        heapq.heappush(self._dispatched, delivery.seq)
         self.highest = max(self.highest, delivery.seq)
         await self.route(delivery).queue.put(delivery)  # waits when full: backpressure on the publisher
 
     async def acked(self, seq: int) -> None:
-        self.in_flight.discard(seq)
-        watermark = (min(self.in_flight) - 1) if self.in_flight else self.highest
+        """Advance the committed watermark over every contiguous acknowledged seq (amortised O(log n))."""
+        self._acked.add(seq)
+        watermark = self.committed
+        while self._dispatched and self._dispatched[0] in self._acked:
+            watermark = heapq.heappop(self._dispatched)
+            self._acked.discard(watermark)
+        if not self._dispatched:
+            watermark = max(watermark, self.highest)
         if watermark > self.committed:
             self.committed = watermark
             if self.bus.journal is not None:
                 await self.bus.journal.set_offset(self.name, watermark)
+
+    def skip_to(self, seq: int) -> None:
+        """Events up to ``seq`` that did not match the pattern count as handled."""
+        self.highest = max(self.highest, seq)
 
     def remove(self, member: _Member) -> None:
         if member in self.members:
@@ -169,6 +189,8 @@ class MemoryBus(Bus):
         self._subscribers: set[_Subscriber] = set()
         self._groups: dict[str, _Group] = {}
         self._lock = asyncio.Lock()
+        self._pending: list[tuple[list[Event], asyncio.Future[list[int]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._started = False
 
     async def start(self) -> None:
@@ -179,9 +201,13 @@ class MemoryBus(Bus):
     async def stop(self) -> None:
         for sub in list(self._subscribers):
             await sub.close()
+        if self._flusher is not None and not self._flusher.done():
+            await self._flusher
         for group in list(self._groups.values()):
             for member in list(group.members):
                 await member.close()
+        if self.journal is not None:
+            await self.journal.flush()
         self._started = False
 
     async def healthy(self) -> bool:
@@ -191,18 +217,42 @@ class MemoryBus(Bus):
         return (await self.publish_many([event]))[0]
 
     async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        """Concurrent publishers are committed together: one journal append for all of them, then dispatch in
+        order. Each caller returns once its events are durable (journal) and queued for every group."""
         if not events:
             return []
-        async with self._lock:
-            if self.journal is not None:
-                seqs = await self.journal.append(events)
-            else:
-                seqs = list(range(self._seq + 1, self._seq + 1 + len(events)))
-            self._seq = seqs[-1]
-            for event, seq in zip(events, seqs, strict=True):
-                await self._dispatch(event, seq)
-        self.stats.published += len(events)
-        return seqs
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(events), fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_pending(), name="bus-publish")
+        return await fut
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            events = [e for evs, _ in batch for e in evs]
+            try:
+                async with self._lock:
+                    if self.journal is not None:
+                        seqs = await self.journal.append(events)
+                    else:
+                        seqs = list(range(self._seq + 1, self._seq + 1 + len(events)))
+                    self._seq = seqs[-1]
+                    for event, seq in zip(events, seqs, strict=True):
+                        await self._dispatch(event, seq)
+                self.stats.published += len(events)
+            except BaseException as err:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err if isinstance(err, Exception) else RuntimeError("cancelled"))
+                if not isinstance(err, Exception):
+                    raise
+                continue
+            i = 0
+            for evs, fut in batch:
+                if not fut.done():
+                    fut.set_result(seqs[i:i + len(evs)])
+                i += len(evs)
 
     async def _dispatch(self, event: Event, seq: int) -> None:
         for group in list(self._groups.values()):
@@ -254,9 +304,7 @@ class MemoryBus(Bus):
                 if kind_matches(group.pattern, event.kind):
                     await group.dispatch(Delivery(event, seq, 1, group.name))
                 after = seq
-            if after > group.highest and not group.in_flight:
-                await group.acked(after)
-            group.highest = max(group.highest, after)
+            group.skip_to(after)
 
     def queue_depths(self) -> dict[str, int]:
         depths = {f"consumer:{m.name}": m.pending() for g in self._groups.values() for m in g.members}
