@@ -287,7 +287,7 @@ class Inbox:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             for t, payload in self.messages:
-                if t == topic and (predicate is None or predicate(payload)):
+                if t == topic and (predicate is None or _matches(predicate, payload)):
                     return payload
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
@@ -296,6 +296,13 @@ class Inbox:
             self.arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), left)
+
+
+def _matches(predicate: Any, payload: Any) -> bool:
+    try:
+        return bool(predicate(payload))
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return False
 
 
 @contextlib.asynccontextmanager

@@ -313,7 +313,7 @@ def test_patch_unknown_entity_is_404(sta: Sta) -> None:
 
 
 def test_put_replaces_the_entity(sta: Sta) -> None:
-    """/req/create-update-delete/update-entity (PUT): PUT replaces all properties; properties not
+    """/req/create-update-delete/update-entity-put: PUT replaces all properties; properties not
     in the body are reset."""
     thing = sta.thing(properties={"old": True})
     base = path("Things", thing["@iot.id"])
@@ -326,7 +326,7 @@ def test_put_replaces_the_entity(sta: Sta) -> None:
 
 
 def test_put_missing_mandatory_property_is_400(sta: Sta) -> None:
-    """/req/create-update-delete/update-entity (PUT): a replacement without a mandatory property is invalid."""
+    """/req/create-update-delete/update-entity-put: a replacement without a mandatory property is invalid."""
     thing = sta.thing()
     assert_problem(sta.put(path("Things", thing["@iot.id"]), {"description": "no name"}), 400, "name")
 

@@ -1,7 +1,7 @@
 """Conformance class: data array extension (OGC 18-088, /conf/data-array).
 
 GET ...Observations?$resultFormat=dataArray (/req/data-array/data-array) and POST /v1.1/CreateObservations with the
-dataArray format (/req/data-array/create-observations).
+dataArray format (/req/data-array/data-array (CreateObservations)).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def test_conformance_class_is_declared(sta: Sta) -> None:
 
 
 def test_create_observations_returns_a_link_per_row(sta: Sta) -> None:
-    """/req/data-array/create-observations: POST CreateObservations creates one Observation per dataArray row
-    with the listed components and answers 201 with the selfLink of each, in row order."""
+    """/req/data-array/data-array (CreateObservations): POST CreateObservations creates one Observation per dataArray
+    row with the listed components and answers 201 with the selfLink of each, in row order."""
     ds = sta.datastream()
     foi = sta.feature()
     rows = [["2024-07-01T00:00:00Z", 20.5, foi["@iot.id"]],
@@ -47,7 +47,7 @@ def test_create_observations_returns_a_link_per_row(sta: Sta) -> None:
 
 
 def test_create_observations_for_several_datastreams_and_defaults(sta: Sta) -> None:
-    """/req/data-array/create-observations: one request carries blocks for several Datastreams; with no
+    """/req/data-array/data-array (CreateObservations): one request carries blocks for several Datastreams; with no
     FeatureOfInterest component the service derives it from the Thing's Location; resultTime may be a
     component."""
     a, b = sta.located_datastream(), sta.located_datastream()
@@ -68,8 +68,8 @@ def test_create_observations_for_several_datastreams_and_defaults(sta: Sta) -> N
 
 
 def test_create_observations_reports_failed_rows(sta: Sta) -> None:
-    """/req/data-array/create-observations: a row that cannot be created is answered with "error" at its place;
-    the other rows are created."""
+    """/req/data-array/data-array (CreateObservations): a row that cannot be created is answered with "error" at its
+    place; the other rows are created."""
     ds = sta.datastream()
     foi = sta.feature()
     links = create_observations(sta, [{"Datastream": {"@iot.id": ds["@iot.id"]}, "components": COMPONENTS,
@@ -84,7 +84,7 @@ def test_create_observations_reports_failed_rows(sta: Sta) -> None:
 
 
 def test_create_observations_rejects_a_malformed_body(sta: Sta) -> None:
-    """/req/data-array/create-observations: a body that is not an array of dataArray blocks is a 400."""
+    """/req/data-array/data-array (CreateObservations): a body that is not an array of dataArray blocks is a 400."""
     assert sta.post("CreateObservations", {"dataArray": []}).status_code == 400
     ds = sta.datastream()
     r = sta.post("CreateObservations", [{"Datastream": {"@iot.id": ds["@iot.id"]}, "components": ["result"],
@@ -93,8 +93,8 @@ def test_create_observations_rejects_a_malformed_body(sta: Sta) -> None:
 
 
 def test_create_observations_for_a_multidatastream(sta: Sta) -> None:
-    """/req/data-array/create-observations with /req/multi-datastream: a block may name a MultiDatastream; its
-    results are arrays."""
+    """/req/data-array/data-array (CreateObservations) with /req/multi-datastream: a block may name a MultiDatastream;
+    its results are arrays."""
     from tests.conformance.sensorthings.test_multidatastream import md_body
 
     loc = sta.location()

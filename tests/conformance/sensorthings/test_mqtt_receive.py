@@ -56,7 +56,7 @@ async def test_entity_topic_receives_updates(sta: Sta) -> None:
         got = await inbox.wait_for(topic, lambda p: p.get("description") == "updated")
         await asyncio.sleep(0.3)
     assert got["@iot.id"] == thing["@iot.id"] and got["name"] == thing["name"]
-    assert all(p.get("description") != "not mine" for p in inbox.on(topic))
+    assert all(not isinstance(p, dict) or p.get("description") != "not mine" for p in inbox.on(topic))
 
 
 async def test_property_topic_receives_changes_of_that_property(sta: Sta) -> None:
@@ -91,7 +91,7 @@ async def test_navigation_topic_receives_new_observations(sta: Sta) -> None:
         await asyncio.sleep(0.2)
     assert got["@iot.id"] == obs["@iot.id"]
     assert got["phenomenonTime"].startswith("2024-09-01T00:00:00")
-    assert all(p.get("result") != 666 for p in inbox.on(topic))
+    assert all(not isinstance(p, dict) or p.get("result") != 666 for p in inbox.on(topic))
 
 
 async def test_select_topic_receives_only_the_selected_properties(sta: Sta) -> None:

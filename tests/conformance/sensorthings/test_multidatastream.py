@@ -72,7 +72,7 @@ def test_related_entities_link_back(sta: Sta, md: dict[str, Any]) -> None:
 
 
 def test_observation_in_multidatastream(sta: Sta, md: dict[str, Any]) -> None:
-    """/req/multi-datastream/constraint, /req/multi-datastream/create-update-delete: an Observation of a
+    """/req/multi-datastream/constraints, /req/multi-datastream/relations: an Observation of a
     MultiDatastream has an array result, one element per ObservedProperty, and a MultiDatastream link."""
     obs = sta.create("Observations", {"phenomenonTime": "2024-01-01T00:00:00Z", "result": [30.5, 71],
                                       "MultiDatastream": {"@iot.id": md["@iot.id"]}})
@@ -84,7 +84,7 @@ def test_observation_in_multidatastream(sta: Sta, md: dict[str, Any]) -> None:
 
 
 def test_result_size_must_match(sta: Sta, md: dict[str, Any]) -> None:
-    """/req/multi-datastream/constraint: the result array has as many elements as the MultiDatastream has
+    """/req/multi-datastream/constraints: the result array has as many elements as the MultiDatastream has
     ObservedProperties; otherwise the Observation is refused with 400."""
     for result in ([1.0], [1.0, 2.0, 3.0], 4.0):
         r = sta.post("Observations", {"phenomenonTime": "2024-01-01T00:00:00Z", "result": result,
@@ -93,7 +93,7 @@ def test_result_size_must_match(sta: Sta, md: dict[str, Any]) -> None:
 
 
 def test_array_sizes_and_observation_type_constraints(sta: Sta) -> None:
-    """/req/multi-datastream/constraint: unitOfMeasurements, multiObservationDataTypes and ObservedProperties
+    """/req/multi-datastream/constraints: unitOfMeasurements, multiObservationDataTypes and ObservedProperties
     have the same size, and observationType is OM_ComplexObservation."""
     body = md_body(sta)
     body["unitOfMeasurements"] = [CELSIUS]
@@ -107,8 +107,8 @@ def test_array_sizes_and_observation_type_constraints(sta: Sta) -> None:
 
 
 def test_deep_insert_thing_with_multidatastream(sta: Sta) -> None:
-    """/req/multi-datastream/create-update-delete (deep insert): a Thing created with a MultiDatastream that
-    creates its Sensor and ObservedProperties."""
+    """/req/multi-datastream/relations with /req/create-update-delete/deep-insert: a Thing created with a
+    MultiDatastream that creates its Sensor and ObservedProperties."""
     name = unique("mdeep")
     r = sta.post("Things", {"name": name, "description": "d", "MultiDatastreams": [{
         "name": f"{name}-md", "description": "d", "unitOfMeasurements": [CELSIUS, PERCENT],
@@ -137,7 +137,8 @@ def test_expand_and_filter_multidatastreams(sta: Sta, md: dict[str, Any]) -> Non
 
 
 def test_delete_multidatastream_cascades(sta: Sta, md: dict[str, Any]) -> None:
-    """/req/multi-datastream/create-update-delete: deleting a MultiDatastream deletes its Observations."""
+    """/req/multi-datastream/relations with /req/create-update-delete/delete-entity: deleting a
+    MultiDatastream deletes its Observations."""
     obs = sta.create("Observations", {"phenomenonTime": "2024-01-01T00:00:00Z", "result": [1, 2],
                                       "MultiDatastream": {"@iot.id": md["@iot.id"]}})
     assert sta.delete(path("MultiDatastreams", md["@iot.id"])).status_code in (200, 204)
@@ -146,7 +147,7 @@ def test_delete_multidatastream_cascades(sta: Sta, md: dict[str, Any]) -> None:
 
 
 def test_observation_links_one_stream_only(sta: Sta, md: dict[str, Any]) -> None:
-    """/req/multi-datastream/constraint: an Observation links either a Datastream or a MultiDatastream, not
+    """/req/multi-datastream/constraints: an Observation links either a Datastream or a MultiDatastream, not
     both."""
     ds = sta.located_datastream()
     r = sta.post("Observations", {"phenomenonTime": "2024-01-01T00:00:00Z", "result": [1, 2],
