@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from citydata.bus import Bus
     from citydata.devices import DeviceService
     from citydata.geo import Geography
+    from citydata.sensorthings.service import SensorThings
 
 log = logging.getLogger(__name__)
 INTERNAL_TOKEN_ID = "internal:platform"   # never a real token id (those are url-safe base64)
@@ -65,6 +66,7 @@ class Platform:
         self.sessions: SessionService
         self.throttle: FailureThrottle
         self.devices: DeviceService
+        self.sta: SensorThings
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
         self.bridge: MqttBridge | None = None
@@ -137,6 +139,9 @@ class Platform:
         await self._load_city()
         self.devices = DeviceService(self.store, self.bus, self.clock, silence_s=s.heartbeat_silence_s)
 
+        from citydata.sensorthings.service import SensorThings
+
+        self.sta = SensorThings(self.store, self.bus, self.clock, self.metrics, s.base_url)
         await self._start_mqtt()
         self._register_metrics()
 

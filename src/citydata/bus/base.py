@@ -84,6 +84,11 @@ class Bus(abc.ABC):
         return [await self.publish(e) for e in events]
 
     @abc.abstractmethod
+    async def broadcast(self, events: Sequence[Event]) -> None:
+        """Live-only notifications (e.g. "this entity changed"): delivered to live subscribers on every node,
+        never journaled and never given to consumer groups. For state that is already durable elsewhere."""
+
+    @abc.abstractmethod
     async def subscribe(self, pattern: str, handler: Handler, *, queue_size: int = 1000) -> Subscription:
         """Live fan-out of events whose kind matches ``pattern`` (``*`` one token, ``>`` the rest)."""
 

@@ -254,6 +254,12 @@ class MemoryBus(Bus):
                     fut.set_result(seqs[i:i + len(evs)])
                 i += len(evs)
 
+    async def broadcast(self, events: Sequence[Event]) -> None:
+        for event in events:
+            for sub in list(self._subscribers):
+                if kind_matches(sub.pattern, event.kind):
+                    sub.offer(Delivery(event, 0))
+
     async def _dispatch(self, event: Event, seq: int) -> None:
         for group in list(self._groups.values()):
             if kind_matches(group.pattern, event.kind) and group.members:

@@ -82,6 +82,7 @@ class _LiveSub(Subscription):
         self.bus, self.pattern, self.handler = bus, pattern, handler
         self.queue: asyncio.Queue[Msg | None] = asyncio.Queue(queue_size)
         self.nsub: NatsSubscription | None = None
+        self.nsub_live: NatsSubscription | None = None
         self.closed = False
         self.task = asyncio.create_task(self._run(), name=f"nats-sub-{pattern}")
         self._unsub: asyncio.Task[None] | None = None
@@ -115,10 +116,11 @@ class _LiveSub(Subscription):
                 log.exception("live subscriber %s failed on %s", self.pattern, event.kind)
 
     async def _unsubscribe(self) -> None:
-        if self.nsub is not None:
-            with contextlib.suppress(Exception):
-                await self.nsub.unsubscribe()
-            self.nsub = None
+        for nsub in (self.nsub, self.nsub_live):
+            if nsub is not None:
+                with contextlib.suppress(Exception):
+                    await nsub.unsubscribe()
+        self.nsub = self.nsub_live = None
 
     async def close(self) -> None:
         if not self.closed:
@@ -267,6 +269,19 @@ class NatsBus(Bus):
 
     def subject(self, kind_or_pattern: str) -> str:
         return f"{self.prefix}.{kind_or_pattern}"
+
+    def live_subject(self, kind_or_pattern: str) -> str:
+        """Subjects of broadcast (live-only) events: outside the stream, so JetStream never stores them."""
+        return f"_live.{self.prefix}.{kind_or_pattern}"
+
+    async def broadcast(self, events: Sequence[Event]) -> None:
+        if self._nc is None:
+            raise Unavailable("the NATS bus is not started", code="bus_unavailable")
+        try:
+            for event in events:
+                await self._nc.publish(self.live_subject(event.kind), event.to_bytes())
+        except Exception as err:
+            raise Unavailable(f"NATS broadcast failed ({type(err).__name__})", code="bus_unavailable") from err
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -419,6 +434,7 @@ class NatsBus(Bus):
         sub = _LiveSub(self, pattern, handler, queue_size)
         try:
             sub.nsub = await self._nc.subscribe(self.subject(pattern), cb=sub.on_msg)
+            sub.nsub_live = await self._nc.subscribe(self.live_subject(pattern), cb=sub.on_msg)
         except Exception as err:
             await sub.close()
             raise Unavailable(f"NATS subscribe failed ({type(err).__name__})",

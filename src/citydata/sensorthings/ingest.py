@@ -1,0 +1,293 @@
+"""The one write path for Observations: HTTP POST, data arrays, MQTT publishes, the simulator and the CSV import
+all call ``ObservationIngest.create``. It validates, stores in one transaction (idempotent on datastream and
+phenomenon time), keeps each stream's latest value and time ranges, then publishes ``observation.received`` on
+the bus and notifies MQTT subscribers (``sta.changed``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, select
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from citydata.errors import CityDataError, NotFound, ValidationFailed
+from citydata.events import Event, make_event
+from citydata.sensorthings import schema as s
+from citydata.sensorthings.model import FEATURE_OF_INTEREST, OBSERVATION
+from citydata.sensorthings.serialize import entity_json
+from citydata.sensorthings.validate import link_id_of, observation_time_defaults, parse_entity
+from citydata.store.schema import latest_observations, observations
+
+if TYPE_CHECKING:
+    from citydata.bus import Bus
+    from citydata.clock import Clock
+    from citydata.ops.metrics import Metrics
+    from citydata.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Created:
+    id: int
+    created: bool          # False: an identical observation (stream, phenomenonTime) was already stored
+    stream_id: int
+    multi: bool
+    foi_id: int
+
+
+@dataclass
+class _Item:
+    index: int
+    columns: dict[str, Any]
+    stream_id: int
+    multi_hint: bool | None          # True: given as MultiDatastream, False: as Datastream, None: from the path
+    foi_id: int | None
+    foi_new: dict[str, Any] | None   # a nested FeatureOfInterest to create
+
+
+class ObservationIngest:
+    def __init__(self, store: Store, bus: Bus, clock: Clock, metrics: Metrics, base_url: str) -> None:
+        self.store, self.bus, self.clock, self.metrics = store, bus, clock, metrics
+        self.base_url = base_url
+
+    async def create(self, bodies: Sequence[Any], *, stream_id: int | None = None, multi: bool | None = None,
+                     foi_id: int | None = None, channel: str = "http") -> list[Created | CityDataError]:
+        """Create Observations. ``stream_id``/``multi`` and ``foi_id`` come from the path or topic
+        (``Datastreams(1)/Observations``). Returns, per body, what was stored or why it was refused."""
+        now = self.clock.now()
+        results: list[Created | CityDataError] = [ValidationFailed("not processed")] * len(bodies)
+        items: list[_Item] = []
+        for index, body in enumerate(bodies):
+            try:
+                items.append(self._parse(index, body, stream_id, multi, foi_id, now))
+            except CityDataError as err:
+                results[index] = err
+        if items:
+            ids = await self.store.allocate_ids(observations, len(items))
+            stored = await self.store.write(lambda conn: self._store(conn, items, ids, now), rows=len(items))
+            events: list[Event] = []
+            changed: list[Event] = []
+            for item, outcome in zip(items, stored, strict=True):
+                results[item.index] = outcome
+                if isinstance(outcome, Created) and outcome.created:
+                    events.append(self._received(item, outcome))
+                    changed.append(self._changed(item, outcome))
+            for outcome in results:
+                kind = "stored" if isinstance(outcome, Created) else "rejected"
+                if kind == "stored":
+                    self.metrics.ingested.labels("observation", channel).inc()
+                else:
+                    assert isinstance(outcome, CityDataError)
+                    self.metrics.rejected.labels("observation", outcome.code).inc()
+            if events:
+                await self.bus.publish_many(events)
+                await self.bus.broadcast(changed)
+        else:
+            for outcome in results:
+                assert isinstance(outcome, CityDataError)
+                self.metrics.rejected.labels("observation", outcome.code).inc()
+        return results
+
+    # -- parsing -------------------------------------------------------------------------------------------
+    def _parse(self, index: int, body: Any, stream_id: int | None, multi: bool | None, foi_id: int | None,
+               now: datetime) -> _Item:
+        parsed = parse_entity(OBSERVATION, body)
+        if parsed.link_id is not None:
+            raise ValidationFailed("an Observation cannot be created by reference", code="invalid_entity",
+                                   field="@iot.id")
+        observation_time_defaults(parsed.columns, now)
+        sid, hint = stream_id, multi
+        for name, is_multi in (("Datastream", False), ("MultiDatastream", True)):
+            if name in parsed.navs:
+                ident = link_id_of(parsed.navs[name], name)
+                if ident is None:
+                    raise ValidationFailed(f"{name}: link an existing {name} by @iot.id",
+                                           code="invalid_entity", field=name)
+                if sid is not None and (ident != sid or hint not in (None, is_multi)):
+                    raise ValidationFailed(f"{name}: conflicts with the stream in the path", code="invalid_entity",
+                                           field=name)
+                sid, hint = ident, is_multi
+        if sid is None:
+            raise ValidationFailed("Datastream: is required (link it by @iot.id)", code="invalid_entity",
+                                   field="Datastream")
+        fid, foi_new = foi_id, None
+        if "FeatureOfInterest" in parsed.navs:
+            raw = parsed.navs["FeatureOfInterest"]
+            ident = link_id_of(raw, "FeatureOfInterest")
+            if ident is not None:
+                fid = ident
+            else:
+                foi = parse_entity(FEATURE_OF_INTEREST, raw, where="FeatureOfInterest.")
+                if foi.navs:
+                    raise ValidationFailed("FeatureOfInterest: nested links are not allowed here",
+                                           code="invalid_entity", field="FeatureOfInterest")
+                foi_new = foi.columns
+        return _Item(index, parsed.columns, sid, hint, fid, foi_new)
+
+    # -- the transaction -------------------------------------------------------------------------------------
+    async def _store(self, conn: AsyncConnection, items: list[_Item], ids: list[int],
+                     now: datetime) -> list[Created | CityDataError]:
+        stream_ids = sorted({i.stream_id for i in items})
+        streams: dict[int, tuple[bool, int, int]] = {}   # id -> (multi, thing_id, components)
+        for ds_id, thing in (await conn.execute(select(s.datastreams.c.id, s.datastreams.c.thing_id)
+                                                .where(s.datastreams.c.id.in_(stream_ids)))).all():
+            streams[ds_id] = (False, thing, 1)
+        md = s.multi_datastreams
+        for md_id, thing, types in (await conn.execute(select(md.c.id, md.c.thing_id, md.c.multi_observation_data_types)
+                                                       .where(md.c.id.in_(stream_ids)))).all():
+            streams[md_id] = (True, thing, len(types or []))
+        results: list[Created | CityDataError] = []
+        rows: list[dict[str, Any]] = []
+        foi_cache: dict[int, int | None] = {}
+        explicit_fois = {i.foi_id for i in items if i.foi_id is not None}
+        existing_fois = {r[0] for r in (await conn.execute(
+            select(s.features_of_interest.c.id).where(s.features_of_interest.c.id.in_(explicit_fois)))).all()} \
+            if explicit_fois else set()
+        pending: list[tuple[_Item, int, bool, int]] = []
+        for item, oid in zip(items, ids, strict=True):
+            info = streams.get(item.stream_id)
+            if info is None or (item.multi_hint is not None and info[0] != item.multi_hint):
+                label = "MultiDatastream" if item.multi_hint else "Datastream"
+                results.append(NotFound(f"{label}({item.stream_id}) does not exist (deleted?)",
+                                        code="stream_not_found"))
+                continue
+            is_multi, thing_id, comps = info
+            result = item.columns.get("result_json") if item.columns.get("result_number") is None else None
+            if is_multi and (not isinstance(result, list) or len(result) != comps):
+                results.append(ValidationFailed(f"result: a MultiDatastream observation needs an array of "
+                                                f"{comps} values", code="invalid_entity", field="result"))
+                continue
+            try:
+                foi = await self._foi(conn, item, thing_id, foi_cache, existing_fois)
+            except CityDataError as err:
+                results.append(err)
+                continue
+            row = {**item.columns, "id": oid, "datastream_id": item.stream_id, "foi_id": foi}
+            for col in ("phenomenon_time_end", "result_time", "result_number", "result_json", "result_quality",
+                        "valid_time_start", "valid_time_end", "parameters"):
+                row.setdefault(col, None)
+            rows.append(row)
+            pending.append((item, oid, is_multi, foi))
+            results.append(Created(oid, True, item.stream_id, is_multi, foi))
+        if rows:
+            assert self.store.writer is not None
+            new = await self.store.writer.bulk.insert(conn, observations, rows, "ignore")
+            if new < len(rows):
+                await self._mark_duplicates(conn, rows, results)
+            fresh = [r for r in rows if any(isinstance(x, Created) and x.id == r["id"] and x.created
+                                            for x in results)]
+            if fresh:
+                await self._maintain_streams(conn, fresh, {p[1]: p[2] for p in pending}, now)
+        return results
+
+    async def _foi(self, conn: AsyncConnection, item: _Item, thing_id: int, cache: dict[int, int | None],
+                   existing: set[int]) -> int:
+        t = s.features_of_interest
+        if item.foi_new is not None:
+            return int((await conn.execute(t.insert().values(**item.foi_new).returning(t.c.id))).scalar_one())
+        if item.foi_id is not None:
+            if item.foi_id not in existing:
+                raise NotFound(f"FeatureOfInterest({item.foi_id}) does not exist", code="foi_not_found")
+            return item.foi_id
+        if thing_id not in cache:
+            cache[thing_id] = await generated_foi(conn, thing_id)
+        foi = cache[thing_id]
+        if foi is None:
+            raise ValidationFailed("FeatureOfInterest: is required, because the Datastream's Thing has no "
+                                   "Location to generate it from", code="invalid_entity", field="FeatureOfInterest")
+        return foi
+
+    async def _mark_duplicates(self, conn: AsyncConnection, rows: list[dict[str, Any]],
+                               results: list[Created | CityDataError]) -> None:
+        ids = [r["id"] for r in rows]
+        stored = {r[0] for r in (await conn.execute(select(observations.c.id).where(observations.c.id.in_(ids))))}
+        for row in rows:
+            if row["id"] in stored:
+                continue
+            existing = (await conn.execute(select(observations.c.id).where(
+                observations.c.datastream_id == row["datastream_id"],
+                observations.c.phenomenon_time == row["phenomenon_time"]))).scalar()
+            for i, res in enumerate(results):
+                if isinstance(res, Created) and res.id == row["id"]:
+                    results[i] = Created(int(existing) if existing is not None else res.id, False, res.stream_id,
+                                         res.multi, res.foi_id)
+
+    async def _maintain_streams(self, conn: AsyncConnection, rows: list[dict[str, Any]], multi: dict[int, bool],
+                                now: datetime) -> None:
+        by_stream: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_stream.setdefault(row["datastream_id"], []).append(row)
+        insert = sqlite_dialect.insert if conn.dialect.name == "sqlite" else pg_dialect.insert
+        for sid, group in by_stream.items():
+            newest = max(group, key=lambda r: (r["phenomenon_time"], r["id"]))
+            stmt = insert(latest_observations).values(
+                datastream_id=sid, observation_id=newest["id"], phenomenon_time=newest["phenomenon_time"],
+                result_number=newest["result_number"], result_json=newest["result_json"], updated_at=now)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[latest_observations.c.datastream_id],
+                set_={"observation_id": stmt.excluded.observation_id,
+                      "phenomenon_time": stmt.excluded.phenomenon_time,
+                      "result_number": stmt.excluded.result_number, "result_json": stmt.excluded.result_json,
+                      "updated_at": stmt.excluded.updated_at},
+                where=latest_observations.c.phenomenon_time <= stmt.excluded.phenomenon_time)
+            await conn.execute(stmt)
+            start = min(r["phenomenon_time"] for r in group)
+            end = max(r["phenomenon_time_end"] or r["phenomenon_time"] for r in group)
+            rtimes = [r["result_time"] for r in group if r["result_time"] is not None]
+            table = s.multi_datastreams if multi[group[0]["id"]] else s.datastreams
+            c = table.c
+            values: dict[str, Any] = {
+                "phenomenon_time_start": case((c.phenomenon_time_start.is_(None), start),
+                                              (c.phenomenon_time_start > start, start),
+                                              else_=c.phenomenon_time_start),
+                "phenomenon_time_end": case((c.phenomenon_time_end.is_(None), end), (c.phenomenon_time_end < end, end),
+                                            else_=c.phenomenon_time_end)}
+            if rtimes:
+                rs, re_ = min(rtimes), max(rtimes)
+                values["result_time_start"] = case((c.result_time_start.is_(None), rs), (c.result_time_start > rs, rs),
+                                                   else_=c.result_time_start)
+                values["result_time_end"] = case((c.result_time_end.is_(None), re_), (c.result_time_end < re_, re_),
+                                                 else_=c.result_time_end)
+            await conn.execute(table.update().where(c.id == sid).values(**values))
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def _received(self, item: _Item, created: Created) -> Event:
+        cols = item.columns
+        from citydata.sensorthings.serialize import prop_value
+
+        return make_event("observation.received", str(created.stream_id), cols["phenomenon_time"], {
+            "datastream_id": created.stream_id, "observation_id": created.id,
+            "phenomenon_time": cols["phenomenon_time"].isoformat(),
+            "result": prop_value(OBSERVATION.prop("result"), cols)})  # type: ignore[arg-type]
+
+    def _changed(self, item: _Item, created: Created) -> Event:
+        row = {**item.columns, "id": created.id}
+        body = entity_json(OBSERVATION, row, self.base_url)
+        links = {"MultiDatastream" if created.multi else "Datastream": created.stream_id,
+                 "FeatureOfInterest": created.foi_id}
+        return make_event("sta.changed", f"Observation:{created.id}", self.clock.now(), {
+            "entity": "Observation", "id": created.id, "op": "created", "json": body, "links": links})
+
+
+async def generated_foi(conn: AsyncConnection, thing_id: int) -> int | None:
+    """The FeatureOfInterest generated from the Thing's current Location (created on first use)."""
+    loc = (await conn.execute(select(s.locations).join(
+        s.thing_locations, s.thing_locations.c.location_id == s.locations.c.id)
+        .where(s.thing_locations.c.thing_id == thing_id).order_by(s.locations.c.id.desc()).limit(1))).mappings().first()
+    if loc is None:
+        return None
+    t = s.features_of_interest
+    found = (await conn.execute(select(t.c.id).where(t.c.generated_from_location_id == loc["id"]))).scalar()
+    if found is not None:
+        return int(found)
+    return int((await conn.execute(t.insert().values(
+        name=loc["name"], description=loc["description"], encoding_type=loc["encoding_type"],
+        feature=loc["location"], min_lon=loc["min_lon"], min_lat=loc["min_lat"], max_lon=loc["max_lon"],
+        max_lat=loc["max_lat"], properties=None, generated_from_location_id=loc["id"]).returning(t.c.id))).scalar_one())
