@@ -16,6 +16,20 @@ from citydata.store.types import UTCDateTime
 from citydata.store.writer import BulkInserter, ConflictMode
 
 
+# SQL functions that capabilities add to every SQLite connection ("module:function", resolved lazily on connect,
+# so the store does not import the capabilities at import time). PostgreSQL gets the same through PostGIS or the
+# query compiler's own fallbacks.
+SQLITE_FUNCTION_PROVIDERS: tuple[str, ...] = ("citydata.sensorthings.query.geo:register_sqlite_functions",)
+
+
+def _register_functions(dbapi_conn: Any) -> None:
+    import importlib
+
+    for provider in SQLITE_FUNCTION_PROVIDERS:
+        module, _, name = provider.partition(":")
+        getattr(importlib.import_module(module), name)(dbapi_conn)
+
+
 def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> None:
     """Set the pragmas on every new connection. Readers get ``query_only`` so nothing bypasses the writer.
 
@@ -38,6 +52,7 @@ def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> 
         if not writer:
             cur.execute("PRAGMA query_only=ON")
         cur.close()
+        _register_functions(dbapi_conn)
         if writer:
             dbapi_conn.isolation_level = None
 
