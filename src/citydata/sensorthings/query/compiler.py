@@ -533,7 +533,7 @@ def _sort_keys(comp: Compiler, v: V, pos: int) -> list[E]:
         return [v.start] if v.start is v.end else [v.start, v.end]
     if v.kind == "json":
         if v.result is not None:
-            return [v.result, comp.d.json_sortable(v.column, ())]
+            return [v.result, comp.d.ordered(type_coerce(v.column, Text))]   # then by the JSON text
         return [comp.d.json_sortable(v.column, v.path)]
     if v.kind == "string":
         return [comp.d.ordered(v.sql)]

@@ -68,7 +68,7 @@ class Dialect:
         """The value at ``path``: SQLite's native value; PostgreSQL's text form (``#>>``)."""
         if self.pg:
             doc, p = self._pg_doc(column, path)
-            return doc.op("#>>")(p)
+            return type_coerce(doc.op("#>>")(p), Text)
         return func.json_extract(type_coerce(column, Text), self._sqlite_path(path))
 
     def json_sortable(self, column: E, path: tuple[str | int, ...]) -> E:
@@ -125,7 +125,7 @@ class Dialect:
 
     def ordered(self, s: E) -> E:
         """A string for ordering comparisons: byte order on both engines."""
-        return s.collate("C") if self.pg else s
+        return type_coerce(s, Text).collate("C") if self.pg else s
 
     # -- math ------------------------------------------------------------------------------------------------
     def div(self, a: E, b: E) -> E:
