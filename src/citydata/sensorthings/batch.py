@@ -72,12 +72,14 @@ async def run_batch(platform: Any, caller: Principal, body: Any, base: str) -> d
                 if not caller.can("sensors.write"):
                     raise Forbidden(f"role {caller.role} may not sensors.write", code="forbidden")
                 if method == "post":
-                    status, result, headers = await create_path(platform, path, req.get("body"), base)
+                    status, result, headers = await create_path(platform, path, _resolve_body(req.get("body"),
+                                                                                             created), base)
                     created[rid] = headers["Location"][len(base) + 1:]
                     if group is not None:
                         undo.setdefault(str(group), []).append((rid, created[rid]))
                 elif method in ("patch", "put"):
-                    status, result, headers = await update_path(platform, path, req.get("body"), base,
+                    status, result, headers = await update_path(platform, path, _resolve_body(req.get("body"),
+                                                                                             created), base,
                                                                 replace=method == "put")
                 elif method == "delete":
                     status, result, headers = await delete_path(platform, path, base)
@@ -117,6 +119,23 @@ def _resolve(url: str, created: dict[str, str], base: str) -> str:
                                    code="batch_reference")
         url = created[ref] + url[match.end():]
     return url
+
+
+def _resolve_body(body: Any, created: dict[str, str]) -> Any:
+    """``{"@iot.id": "$sensor1"}`` links to the entity request ``sensor1`` created."""
+    if isinstance(body, list):
+        return [_resolve_body(b, created) for b in body]
+    if not isinstance(body, dict):
+        return body
+    out = {k: _resolve_body(v, created) for k, v in body.items()}
+    ref = out.get("@iot.id")
+    if isinstance(ref, str) and ref.startswith("$"):
+        path = created.get(ref[1:])
+        if path is None:
+            raise ValidationFailed(f"{ref} does not name an entity created earlier in this batch",
+                                   code="batch_reference")
+        out["@iot.id"] = int(path.rsplit("(", 1)[1].rstrip(")"))
+    return out
 
 
 async def _compensate(platform: Any, made: list[tuple[str, str]], base: str) -> None:
