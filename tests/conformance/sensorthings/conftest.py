@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -95,6 +96,7 @@ class Sta:
     backend: str
     http: httpx.Client = field(repr=False)
     anon: httpx.Client = field(repr=False)
+    clock: int = 0
 
     @property
     def base(self) -> str:
@@ -184,8 +186,12 @@ class Sta:
                 "ObservedProperty": {"@iot.id": self.observed_property()["@iot.id"]}, **extra}
         return self.create("Datastreams", body)
 
-    def observation(self, datastream: dict[str, Any], result: Any, time_: str = "2024-01-01T00:00:00Z",
+    def observation(self, datastream: dict[str, Any], result: Any, time_: str | None = None,
                     **extra: Any) -> dict[str, Any]:
+        """An Observation; without ``time_`` each call gets a distinct phenomenonTime (one second apart)."""
+        if time_ is None:
+            self.clock += 1
+            time_ = (datetime(2023, 1, 1, tzinfo=UTC) + timedelta(seconds=self.clock)).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"phenomenonTime": time_, "result": result, "Datastream": {"@iot.id": datastream["@iot.id"]},
                 **extra}
         return self.create("Observations", body)

@@ -222,6 +222,20 @@ def test_both_geojson_encoding_types_accepted(sta: Sta, encoding: str) -> None:
     assert foi["feature"]["coordinates"] == [98.3, 7.9]
 
 
+def test_observations_at_the_same_time_are_distinct_entities(sta: Sta) -> None:
+    """/req/create-update-delete/create-entity: each POST creates a new entity. Two Observations of one
+    Datastream with the same phenomenonTime (e.g. different results or FeaturesOfInterest) are two entities,
+    both kept."""
+    ds = sta.located_datastream()
+    foi = sta.feature()
+    a = sta.observation(ds, 1.5, "2024-01-01T00:00:00Z")
+    b = sta.observation(ds, 2.5, "2024-01-01T00:00:00Z", FeatureOfInterest={"@iot.id": foi["@iot.id"]})
+    assert a["@iot.id"] != b["@iot.id"]
+    assert (a["result"], b["result"]) == (1.5, 2.5)
+    got = sta.all_pages(f"{path('Datastreams', ds['@iot.id'])}/Observations")
+    assert sorted(o["result"] for o in got) == [1.5, 2.5]
+
+
 def test_names_need_not_be_unique(sta: Sta) -> None:
     """/req/datamodel/thing/properties: name is a label, not a key; two Things may share it."""
     name = unique("same")

@@ -131,7 +131,7 @@ def test_datastream_properties_and_relations(sta: Sta) -> None:
 def test_datastream_phenomenon_time_spans_its_observations(sta: Sta) -> None:
     """/req/datamodel/datastream/properties: phenomenonTime and resultTime of a Datastream are the intervals
     spanned by its Observations' phenomenon and result times (server-computed)."""
-    ds = sta.datastream()
+    ds = sta.located_datastream()
     sta.observation(ds, 1.0, "2024-03-01T00:00:00Z", resultTime="2024-03-01T00:00:05Z")
     sta.observation(ds, 2.0, "2024-03-05T12:00:00Z", resultTime="2024-03-05T12:00:05Z")
     got = sta.get_ok(path("Datastreams", ds["@iot.id"]))

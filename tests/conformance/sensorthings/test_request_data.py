@@ -81,7 +81,7 @@ def thing_names(sta: Sta, named: Named, expr: str) -> set[str]:
     ("result lt 1.25", {0}),
     ("result le 1.25", {0, 1}),
     ("result gt 2 and result lt 5", {2, 3, 4}),
-    ("result lt 1 or result gt 10", {0, 11}),
+    ("result lt 1 or result gt 10.5", {0, 11}),
     ("not (result lt 10)", {10, 11}),
     ("result add 0.75 eq 4", {3}),
     ("result sub 0.25 eq 3", {3}),
@@ -159,7 +159,7 @@ def test_filter_through_navigation_path(sta: Sta, series: Series) -> None:
     got = {o["@iot.id"] for o in filtered(sta, "Observations", f"Datastream/id eq {id_lit} and result lt 2")}
     assert got == series.ids(0, 1)
     got = {o["@iot.id"] for o in filtered(sta, "Observations",
-                                          f"Datastream/Thing/name eq {lit(thing['name'])} and result gt 10")}
+                                          f"Datastream/Thing/name eq {lit(thing['name'])} and result gt 10.5")}
     assert got == series.ids(11)
     got_ds = filtered(sta, "Datastreams", f"Thing/name eq {lit(thing['name'])}")
     assert [d["@iot.id"] for d in got_ds] == [ds_id]
