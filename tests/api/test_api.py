@@ -153,3 +153,27 @@ async def test_openapi_documents_every_route(client: Any) -> None:
     spec = (await client.get("/openapi.json")).json()
     for path in ("/api/v1/devices", "/api/v1/tokens", "/api/v1/auth/login", "/readyz", "/api/v1/geo/locate"):
         assert path in spec["paths"]
+
+
+async def test_latest_sensor_values_come_from_the_latest_table(client: Any, platform: Any) -> None:
+    from citydata.sensorthings.model import THING
+
+    await platform.sta.writer.create(THING, {
+        "name": "gauge", "description": "d", "properties": {"device_id": "rain-01"},
+        "Locations": [{"name": "p", "description": "p", "encodingType": "application/geo+json",
+                       "location": {"type": "Point", "coordinates": [98.3, 7.9]}}],
+        "Datastreams": [{"name": "rain", "description": "r", "unitOfMeasurement": {"name": "mm", "symbol": "mm",
+                                                                                    "definition": "x"},
+                         "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement",
+                         "Sensor": {"name": "s", "description": "s", "encodingType": "text/plain", "metadata": "m"},
+                         "ObservedProperty": {"name": "precipitation", "definition": "x", "description": "d"},
+                         "Observations": [{"phenomenonTime": "2026-11-21T01:00:00Z", "result": 2},
+                                          {"phenomenonTime": "2026-11-21T03:00:00Z", "result": 5.5},
+                                          {"phenomenonTime": "2026-11-21T02:00:00Z", "result": 9}]}]})
+    items = (await client.get("/api/v1/sensors/latest")).json()["items"]
+    assert len(items) == 1
+    item = items[0]
+    assert (item["result"], item["phenomenon_time"], item["unit"]) == (5.5, "2026-11-21T03:00:00Z", "mm")
+    assert item["device_id"] == "rain-01" and item["geometry"]["type"] == "Point"
+    only = (await client.get("/api/v1/sensors/latest", params={"observed_property": "oxygen"})).json()["items"]
+    assert only == []

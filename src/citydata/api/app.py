@@ -28,12 +28,13 @@ TAGS = [
     {"name": "devices", "description": "The device registry and heartbeats."},
     {"name": "geography", "description": "The reference city: provinces, districts, checkpoints, places."},
     {"name": "admin", "description": "Dead letters, audit log and users (admin only)."},
+    {"name": "sensors", "description": "Latest sensor values for dashboards."},
     {"name": "sensorthings", "description": "OGC SensorThings API v1.1 (sensors, datastreams, observations)."},
 ]
 
 
 def create_app(platform: Platform) -> FastAPI:
-    from citydata.api.routes import admin, auth, devices, geography, ops, sensorthings
+    from citydata.api.routes import admin, auth, devices, geography, ops, sensors, sensorthings
 
     app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
                   docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
@@ -54,7 +55,7 @@ def create_app(platform: Platform) -> FastAPI:
         metrics.http_latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    routers = [m.router for m in (ops, auth, devices, geography, admin, sensorthings)]
+    routers = [m.router for m in (ops, auth, devices, geography, sensors, admin, sensorthings)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests
