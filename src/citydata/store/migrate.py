@@ -1,4 +1,8 @@
-"""Run the Alembic migrations programmatically, on the store's own engine."""
+"""Run the Alembic migrations programmatically, on the store's own engine.
+
+Capabilities may add their tables on their own Alembic branch (``down_revision = "0002"`` plus a
+``branch_labels`` naming the capability), so parallel work never fights over one linear chain; the store
+always upgrades to every head, and revisions are reported as the sorted, comma-joined heads."""
 
 from __future__ import annotations
 
@@ -23,16 +27,17 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads
+    return ",".join(sorted(heads))
 
 
 def _current(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) if heads else None
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> str:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> str:
     async with engine.connect() as conn:
         await conn.run_sync(lambda c: command.upgrade(alembic_config(c), revision))
         await conn.commit()
