@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     Float,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     Text,
     and_,
     case,
+    cast,
     exists,
     func,
     literal,
@@ -71,8 +73,9 @@ from citydata.sensorthings.query.sqlfuncs import Dialect
 from citydata.store.types import UTCDateTime
 
 E = ColumnElement[Any]
-MIN_TIME = datetime(1, 1, 1, tzinfo=UTC)
-MAX_TIME = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+# mindatetime()/maxdatetime(): a day inside the range, as asyncpg sends the exact extremes as -infinity/infinity
+MIN_TIME = datetime(1, 1, 2, tzinfo=UTC)
+MAX_TIME = datetime(9999, 12, 30, tzinfo=UTC)
 _CONCRETE = frozenset({"number", "string", "bool", "datetime", "date", "time", "geo"})
 _TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 
@@ -198,6 +201,8 @@ class Compiler:
             if expr.op in COMPARISONS:
                 return V("bool", self.compare(expr.op, left, right, expr.pos))
             a, b = self.number(left, _pos(expr.left)), self.number(right, _pos(expr.right))
+            if expr.op in ("add", "sub", "mul"):
+                a, b = self.d.arith(a), self.d.arith(b)
             if expr.op == "add":
                 return V("number", a + b)
             if expr.op == "sub":
@@ -212,7 +217,7 @@ class Compiler:
         if lit.type == "string":
             return V("string", literal(value, Text), lit=value, is_lit=True)
         if lit.type == "number":
-            return V("number", literal(value, Float) if isinstance(value, float) else literal(value),
+            return V("number", literal(value, Float) if isinstance(value, float) else literal(value, BigInteger),
                      lit=value, is_lit=True)
         if lit.type == "bool":
             return V("bool", literal(value, Boolean), lit=value, is_lit=True)
@@ -394,8 +399,11 @@ class Compiler:
             return V("number", self.d.index_of(s[0], s[1]))
         if name == "concat":
             return V("string", self.d.concat(s[0], s[1]))
-        fn = {"tolower": func.lower, "toupper": func.upper, "trim": func.trim}[name]
-        return V("string", fn(s[0]))
+        if name == "trim":
+            return V("string", func.trim(s[0]))
+        if self.d.pg:
+            return V("string", func.lower(s[0]) if name == "tolower" else func.upper(s[0]))
+        return V("string", getattr(func, geo.SQL_LOWER if name == "tolower" else geo.SQL_UPPER)(s[0]))
 
     def geo_call(self, c: Call) -> V:
         name = c.name
@@ -405,7 +413,7 @@ class Compiler:
         if name == "st_relate":
             pattern = self.string(self.value(c.args[2]), _pos(c.args[2]))
         if self.geo_stub:
-            return V(kind, null())
+            return V(kind, cast(null(), Float if kind == "number" else Boolean))
         if self.postgis:
             if name == "geo.length":
                 return V("number", func.ST_Length(geoms[0]))

@@ -35,6 +35,8 @@ SQL_PRED = "citydata_geo_pred"
 SQL_RELATE = "citydata_geo_relate"
 SQL_DISTANCE = "citydata_geo_distance"
 SQL_LENGTH = "citydata_geo_length"
+SQL_LOWER = "citydata_lower"      # Unicode-aware case mapping (SQLite's own lower/upper are ASCII only)
+SQL_UPPER = "citydata_upper"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -111,12 +113,20 @@ def _sql_relate(a: Any, b: Any, pattern: Any) -> int | None:
     return None if result is None else int(result)
 
 
+def _case(method: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return getattr(value, method)() if isinstance(value, str) else value
+
+    return convert
+
+
 def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """Add the geo functions to one SQLite connection (a ``sqlite3`` connection or SQLAlchemy's aiosqlite
-    adapter, as a ``connect`` event hands it over). Call it from the engine's connect hook."""
+    """Add the query language's functions (geo, Unicode case mapping) to one SQLite connection (a ``sqlite3``
+    connection or SQLAlchemy's aiosqlite adapter, as a ``connect`` event hands it over). Call it from the
+    engine's connect hook."""
     functions: list[tuple[str, int, Callable[..., Any]]] = [
         (SQL_PRED, 3, _sql_pred), (SQL_RELATE, 3, _sql_relate), (SQL_DISTANCE, 2, distance),
-        (SQL_LENGTH, 1, length),
+        (SQL_LENGTH, 1, length), (SQL_LOWER, 1, _case("lower")), (SQL_UPPER, 1, _case("upper")),
     ]
     for name, nargs, fn in functions:
         dbapi_connection.create_function(name, nargs, fn, deterministic=True)

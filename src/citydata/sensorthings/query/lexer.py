@@ -107,6 +107,9 @@ def _string(text: str, i: int, option: str, base: int) -> tuple[str, int]:
         if j < 0:
             raise QueryError(option, base + start, "unterminated string")
         parts.append(text[i:j])
+        nul = text.find("\x00", i, j)
+        if nul >= 0:
+            raise QueryError(option, base + nul, "unexpected character '\\x00' in a string")
         if j + 1 < len(text) and text[j + 1] == "'":
             parts.append("'")
             i = j + 2

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 SQLITE_JSON_NUMBER = ("integer", "real")
+INT_LIMIT = 2**31 - 1
 
 E = ColumnElement[Any]
 
@@ -114,11 +115,28 @@ class Dialect:
 
     def substring(self, s: E, start: E, count: E | None) -> E:
         """OData ``substring(s, i[, n])`` with a 0-based ``i``; a negative ``i`` or ``n`` counts as 0."""
-        greatest = func.greatest if self.pg else func.max
-        first = greatest(cast(start, Integer) + 1, 1)
+        first = self._greatest(self._int(start) + 1, 1)
         if count is None:
             return func.substr(s, first)
-        return func.substr(s, first, greatest(cast(count, Integer), 0))
+        return func.substr(s, first, self._greatest(self._int(count), 0))
+
+    def _int(self, x: E) -> E:
+        """``x`` truncated toward zero (PostgreSQL's CAST rounds, SQLite's truncates)."""
+        if not self.pg:
+            return cast(x, Integer)
+        clamped = func.least(func.greatest(func.trunc(x), -INT_LIMIT), INT_LIMIT)   # substr takes an int4
+        return case((x.is_(None), null()), else_=cast(clamped, Integer))
+
+    def arith(self, x: E) -> E:
+        """An operand of add/sub/mul: floating point on PostgreSQL, so no integer overflow errors (SQLite
+        turns an overflowing integer result into a float by itself)."""
+        return cast(x, Float) if self.pg else x
+
+    def _greatest(self, x: E, floor: int) -> E:
+        """``max(x, floor)``, NULL when ``x`` is NULL on both engines (PostgreSQL's greatest skips NULLs)."""
+        if self.pg:
+            return case((x.is_(None), null()), else_=func.greatest(x, floor))
+        return func.max(x, floor)
 
     def concat(self, a: E, b: E) -> E:
         return type_coerce(a.op("||")(b), Text)
