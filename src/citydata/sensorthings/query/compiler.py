@@ -17,6 +17,10 @@ Semantics chosen (following FROST-Server where the standard leaves room):
   boolean, ``result_json`` is ``true``/``false``. ``result eq null`` means no result at all.
 * **JSON sub-properties** (``properties/owner``, ``parameters/depth``, ``properties/tags/0``) take the type of
   what they are compared with; a stored value of another JSON type does not match.
+* Numbers: ``div`` is floating-point, ``mod`` truncates toward zero, a zero divisor gives NULL (no match);
+  ``substring`` indexes truncate toward zero. ``mindatetime()``/``maxdatetime()`` are 0001-01-02 and
+  9999-12-30 UTC; with an argument they are its start/end.
+* ``tolower``/``toupper`` map Unicode case on both engines (SQLite through a registered function).
 * Strings compare in byte order (``COLLATE "C"`` on PostgreSQL) so both engines order alike. In ``$orderby``
   NULLs sort first ascending and last descending on both engines; ``id`` is always the last key.
 * **Geo functions**: SQLite runs them in SQL through the functions of :mod:`.geo` (the store registers them on
