@@ -255,6 +255,9 @@ class ObservationIngest:
                                                    else_=c.result_time_start)
                 values["result_time_end"] = case((c.result_time_end.is_(None), re_), (c.result_time_end < re_, re_),
                                                  else_=c.result_time_end)
+            area = await _observed_area(conn, table, sid, {r["foi_id"] for r in group})
+            if area is not None:
+                values["observed_area"] = area
             await conn.execute(table.update().where(c.id == sid).values(**values))
 
     # -- events ------------------------------------------------------------------------------------------------
@@ -274,6 +277,30 @@ class ObservationIngest:
                  "FeatureOfInterest": created.foi_id}
         return make_event("sta.changed", f"Observation:{created.id}", self.clock.now(), {
             "entity": "Observation", "id": created.id, "op": "created", "json": body, "links": links})
+
+
+async def _observed_area(conn: AsyncConnection, table: Any, stream_id: int, fois: set[int]) -> dict[str, Any] | None:
+    """The stream's observedArea grown to cover these FeaturesOfInterest (a bounding box: a Point for one
+    position, else a Polygon), or None when it already covers them."""
+    t = s.features_of_interest
+    rows = (await conn.execute(select(t.c.min_lon, t.c.min_lat, t.c.max_lon, t.c.max_lat)
+                               .where(t.c.id.in_(fois)))).all()
+    boxes: list[tuple[float, ...]] = [tuple(b) for b in rows if b[0] is not None]
+    if not boxes:
+        return None
+    current = (await conn.execute(select(table.c.observed_area).where(table.c.id == stream_id))).scalar()
+    if current:
+        from shapely.geometry import shape
+
+        boxes.append(tuple(shape(current).bounds))
+    lo_x, lo_y = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    hi_x, hi_y = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    if lo_x == hi_x and lo_y == hi_y:
+        area: dict[str, Any] = {"type": "Point", "coordinates": [lo_x, lo_y]}
+    else:
+        area = {"type": "Polygon", "coordinates": [[[lo_x, lo_y], [hi_x, lo_y], [hi_x, hi_y], [lo_x, hi_y],
+                                                    [lo_x, lo_y]]]}
+    return None if area == current else area
 
 
 async def generated_foi(conn: AsyncConnection, thing_id: int) -> int | None:
