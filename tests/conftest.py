@@ -153,3 +153,13 @@ async def token_for(platform: Any, role: str, **kwargs: Any) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def backend_platform(backend_settings: Settings) -> AsyncIterator[Any]:
+    """A started platform (no MQTT) on SQLite and again on PostgreSQL."""
+    from citydata.app import Platform
+
+    p = Platform(backend_settings.model_copy(update={"mqtt_url": "none://"}))
+    async with p:
+        yield p

@@ -178,7 +178,11 @@ class ObservationIngest:
             results.append(Created(oid, True, item.stream_id, is_multi, foi))
         if rows:
             assert self.store.writer is not None
-            new = await self.store.writer.bulk.insert(conn, observations, rows, "ignore")
+            bulk = self.store.writer.bulk
+            columns = tuple(rows[0].keys())
+            # exact: duplicates are expected (redelivery), so no optimistic COPY that would abort the transaction
+            new = (await bulk.insert_parts(conn, observations, columns, [bulk.prepare(observations, columns, rows)],
+                                           "ignore", exact=True))[0]
             if new < len(rows):
                 await self._mark_duplicates(conn, rows, results)
             fresh = [r for r in rows if any(isinstance(x, Created) and x.id == r["id"] and x.created
