@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from citydata.bus import Bus
     from citydata.devices import DeviceService
     from citydata.geo import Geography
+    from citydata.sensorthings.mqtt import SensorThingsMqtt
     from citydata.sensorthings.service import SensorThings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Platform:
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
         self.bridge: MqttBridge | None = None
+        self.sta_mqtt: SensorThingsMqtt | None = None
         self.mqtt_host, self.mqtt_port = "", 0
         self.internal_mqtt = internal_credentials()
         self.app: FastAPI | None = None
@@ -183,6 +185,10 @@ class Platform:
                                  username=username or None, password=password or None, dead_letters=self.dead_letters,
                                  metrics=self.metrics, tls=scheme == "mqtts")
         self.bridge.route("citydata/devices/+/heartbeat", self._mqtt_heartbeat, family="devices")
+        from citydata.sensorthings.mqtt import SensorThingsMqtt
+
+        self.sta_mqtt = SensorThingsMqtt(self.sta, self.bridge, self.broker, self.dead_letters, self.metrics)
+        await self.sta_mqtt.start()
         await self.bridge.start()
         self._started.append("bridge")
 
@@ -289,6 +295,8 @@ class Platform:
             if self._http_task is not None:
                 await asyncio.wait_for(self._http_task, self.settings.shutdown_grace_s + 2)
         elif name == "bridge" and self.bridge is not None:
+            if self.sta_mqtt is not None:
+                await self.sta_mqtt.stop()
             await self.bridge.stop()
         elif name == "broker" and self.broker is not None:
             await self.broker.stop()

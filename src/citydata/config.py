@@ -127,6 +127,72 @@ class Settings(BaseModel):
     heartbeat_silence_s: int = Field(900, ge=10, title="Device silence (s)",
                                      description="A device with no heartbeat for this long is reported silent.")
 
+    # -- sensor data retention
+    sta_raw_retention_days: int = Field(
+        0, ge=0, title="Raw observation retention (days)",
+        description="Numeric Observations older than this many days are purged once rolled up into the hourly "
+                    "and daily aggregates (the latest Observation of each stream is always kept). 0 keeps raw "
+                    "Observations forever (rollups are still computed).")
+    sta_rollup_interval_s: int = Field(
+        3600, ge=0, title="Rollup interval (s)",
+        description="How often the platform rolls up Observations and purges expired raw ones. 0 disables the "
+                    "periodic task (run `citydata db purge` instead).")
+    sta_rollup_lag_s: int = Field(
+        600, ge=0, title="Rollup lag (s)",
+        description="Hours are rolled up once they ended this long ago, so slightly late Observations are "
+                    "included.")
+    sta_rollup_day_offset_h: int = Field(
+        7, ge=-12, le=14, title="Daily rollup UTC offset (h)",
+        description="Daily rollups start at local midnight at this UTC offset (Phuket: 7).")
+    sta_purge_chunk: int = Field(
+        5000, ge=1, le=1_000_000, title="Purge chunk (rows)",
+        description="Raw Observations deleted per write transaction by the retention purge.")
+
+    # -- IOC (alerts, incidents, CAP warnings, live stream, notifications)
+    ioc_cap_sender: str = Field("ioc@phuket.citydata.local", pattern=r"^[^\s,<&]+$", title="CAP sender",
+                                description="The CAP <sender> of public warnings (no spaces, commas, < or &).")
+    ioc_cap_sender_name: str = Field("Phuket Intelligent Operations Center", title="CAP sender name",
+                                     description="The human-readable <senderName> of CAP warnings.")
+    ioc_cap_status: Literal["Actual", "Exercise", "System", "Test"] = Field(
+        "Actual", title="CAP status", description="The CAP <status> of issued warnings (Test or Exercise "
+                                                  "for drills).")
+    ioc_stream_heartbeat_s: float = Field(15.0, gt=0, le=300, title="SSE heartbeat (s)",
+                                          description="Seconds between heartbeat comments on /api/v1/stream.")
+    ioc_stream_buffer: int = Field(1000, ge=10, le=100_000, title="SSE resume buffer",
+                                   description="Alert and incident events kept for Last-Event-ID resume.")
+    ioc_stream_client_queue: int = Field(256, ge=8, le=10_000, title="SSE client queue",
+                                         description="Events queued per stream client; a client that falls "
+                                                     "this far behind is disconnected.")
+    ioc_sla_check_s: float = Field(15.0, gt=0, title="SLA check interval (s)",
+                                   description="How often incident SLA deadlines are checked.")
+    ioc_escalation_agencies: str = Field("", pattern=r"^[a-z0-9_,\s-]*$", title="Escalation agencies",
+                                         description="Agencies notified, besides the assigned ones, when an "
+                                                     "incident breaches its SLA (comma-separated ids).")
+    ioc_delivery_attempts: int = Field(6, ge=1, le=50, title="Notification attempts",
+                                       description="Attempts per notification before it is dead-lettered.")
+    ioc_delivery_backoff_s: float = Field(5.0, gt=0, title="Notification backoff (s)",
+                                          description="First retry delay; doubled after each failure.")
+    ioc_delivery_backoff_max_s: float = Field(900.0, gt=0, title="Notification backoff cap (s)",
+                                              description="Longest delay between two attempts.")
+    ioc_delivery_timeout_s: float = Field(10.0, gt=0, le=120, title="Notification timeout (s)",
+                                          description="Time limit of one webhook, SMTP or LINE attempt.")
+    ioc_smtp_host: str | None = Field(None, title="SMTP host",
+                                      description="SMTP server for e-mail notifications (unset: e-mail off).")
+    ioc_smtp_port: int = Field(25, ge=1, le=65535, title="SMTP port", description="SMTP server port.")
+    ioc_smtp_starttls: bool = Field(False, title="SMTP STARTTLS", description="Use STARTTLS on the connection.")
+    ioc_smtp_username: str | None = Field(None, title="SMTP username", description="SMTP login (optional).")
+    ioc_smtp_password: SecretStr | None = Field(None, title="SMTP password", description="SMTP password.")
+    ioc_smtp_from: str = Field("ioc@citydata.local", title="E-mail sender",
+                               description="From address of notification e-mails.")
+    ioc_line_api_url: str = Field("https://api.line.me", title="LINE API base URL",
+                                  description="Base URL of the LINE Messaging API (push endpoint "
+                                              "/v2/bot/message/push).")
+    ioc_line_channel_token: SecretStr | None = Field(None, title="LINE channel access token",
+                                                     description="LINE Messaging API channel access token "
+                                                                 "(unset: LINE off).")
+    ioc_attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, title="Attachment size limit",
+                                          description="Largest incident attachment accepted, in bytes.")
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:

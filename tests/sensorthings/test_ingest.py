@@ -142,5 +142,5 @@ async def test_ingest_publishes_durable_and_live_events(backend_platform: Any) -
     await sub.close()
     await consumer.close()
     assert durable[0].data["result"] == 7.5 and durable[0].data["datastream_id"] == ds
-    obs = [e for e in live if e.data["entity"] == "Observation"][0]
+    obs = next(e for e in live if e.data["entity"] == "Observation")
     assert obs.data["links"]["Datastream"] == ds and obs.data["json"]["result"] == 7.5

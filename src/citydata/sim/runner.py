@@ -1,7 +1,10 @@
 """The simulator's engine: talks to a platform at ``url`` with ``token`` over HTTP and MQTT, like real devices.
 
 Time in the simulation runs ``speed`` times faster than the wall clock (one heartbeat round every simulated
-minute). The same seed gives the same fleet, the same channels and the same silent device.
+minute). Alongside the heartbeats runs the environment feed (``citydata.sim.environment``): the sensors are
+registered as SensorThings Things and report an Observation every simulated 10 minutes, with phenomenonTime in
+simulated time (the run starts at the wall-clock time). The same seed gives the same fleet, the same channels,
+the same silent device and, for the same start, the same values.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import aiomqtt
@@ -19,6 +23,7 @@ import httpx
 import orjson
 
 from citydata.sim.devices import SimDevice, heartbeat, phuket_devices
+from citydata.sim.environment import STEP_S, EnvironmentFeed, EnvironmentModel
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +37,8 @@ class SimulatorConfig:
     duration_s: float | None = None       # wall-clock seconds; None runs until stopped
     mqtt_url: str | None = None           # default: what the platform's /api/v1/info says
     heartbeat_every_s: float = 60.0       # simulated seconds between heartbeat rounds
+    environment: bool = True              # run the SensorThings environment feed too
+    start: datetime | None = None         # simulated start time (default: now)
 
 
 @dataclass
@@ -42,6 +49,10 @@ class SimulatorStats:
     errors: int = 0
     rounds: int = 0
     silent: list[str] = field(default_factory=list)
+    things_created: int = 0
+    observations_http: int = 0
+    observations_mqtt: int = 0
+    steps: int = 0
 
 
 class Simulator:
@@ -54,6 +65,10 @@ class Simulator:
         self.silent_after_rounds = 30
         self.stats = SimulatorStats()
         self._stop = asyncio.Event()
+        self.environment: EnvironmentFeed | None = None
+
+    def environment_model(self, start: datetime) -> EnvironmentModel:
+        return EnvironmentModel(self.devices, self.config.seed, start)
 
     def stop(self) -> None:
         self._stop.set()
@@ -65,11 +80,20 @@ class Simulator:
             info = (await http.get("/api/v1/info")).json()
             mqtt_url = cfg.mqtt_url or info.get("mqtt_url")
             await self._register(http)
+            start = cfg.start or datetime.now(UTC)
+            if cfg.environment:
+                silent_after_s = self.silent_after_rounds * cfg.heartbeat_every_s
+                self.environment = EnvironmentFeed(self.environment_model(start), silent=self.silent_device.id,
+                                                   silent_after_step=int(silent_after_s // STEP_S))
+                await self.environment.setup(http)
+                self.stats.things_created = self.environment.created
             deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
-            mqtt_task = None
+            mqtt_task = env_task = None
             queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(10_000)
             if mqtt_url:
                 mqtt_task = asyncio.create_task(self._mqtt_sender(mqtt_url, queue))
+            if self.environment is not None:
+                env_task = asyncio.create_task(self._environment_loop(http, queue, self.environment, deadline))
             try:
                 while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
                     await self._round(http, queue)
@@ -77,6 +101,10 @@ class Simulator:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), wait)
             finally:
+                if env_task is not None:
+                    self._stop.set()
+                    with contextlib.suppress(Exception):
+                        await env_task
                 if mqtt_task is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(queue.join(), 5)
@@ -84,6 +112,31 @@ class Simulator:
                     with contextlib.suppress(asyncio.CancelledError):
                         await mqtt_task
         return self.stats
+
+    async def _environment_loop(self, http: httpx.AsyncClient, queue: asyncio.Queue[tuple[str, bytes]],
+                                feed: EnvironmentFeed, deadline: float | None) -> None:
+        """One step every simulated 10 minutes (step 0 at once); late steps are sent at once, in order."""
+        began = time.monotonic()
+        step = 0
+        try:
+            while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    await feed.send(http, queue, step, self.stats)
+                except httpx.HTTPError as err:
+                    self.stats.errors += 1
+                    log.warning("environment feed: step %d not sent (%s)", step, type(err).__name__)
+                step += 1
+                self.stats.steps = step
+                due = began + step * STEP_S / max(self.config.speed, 0.001)
+                wait = due - time.monotonic()
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), wait)
+        finally:
+            with contextlib.suppress(httpx.HTTPError):
+                await feed.flush(http, self.stats)
 
     async def _register(self, http: httpx.AsyncClient) -> None:
         for device in self.devices:
@@ -133,7 +186,10 @@ class Simulator:
                             raise
                         finally:
                             queue.task_done()
-                        self.stats.heartbeats_mqtt += 1
+                        if topic.startswith("v1.1/"):
+                            self.stats.observations_mqtt += 1
+                        else:
+                            self.stats.heartbeats_mqtt += 1
             except aiomqtt.MqttError as err:
                 self.stats.errors += 1
                 log.warning("simulator MQTT connection lost (%s); retrying", err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import citydata.sensorthings.rollups_schema  # noqa: F401 - registers the observation rollup tables
 import citydata.sensorthings.schema  # noqa: F401 - registers the SensorThings tables
 from citydata.store.schema import metadata
 
