@@ -5,12 +5,14 @@ the bus and notifies MQTT subscribers (``sta.changed``)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import case, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -173,6 +175,7 @@ class ObservationIngest:
             for col in ("phenomenon_time_end", "result_time", "result_number", "result_json", "result_quality",
                         "valid_time_start", "valid_time_end", "parameters"):
                 row.setdefault(col, None)
+            row["dedup_key"] = content_key(row)
             rows.append(row)
             pending.append((item, oid, is_multi, foi))
             results.append(Created(oid, True, item.stream_id, is_multi, foi))
@@ -217,7 +220,8 @@ class ObservationIngest:
                 continue
             existing = (await conn.execute(select(observations.c.id).where(
                 observations.c.datastream_id == row["datastream_id"],
-                observations.c.phenomenon_time == row["phenomenon_time"]))).scalar()
+                observations.c.phenomenon_time == row["phenomenon_time"],
+                observations.c.dedup_key == row["dedup_key"]))).scalar()
             for i, res in enumerate(results):
                 if isinstance(res, Created) and res.id == row["id"]:
                     results[i] = Created(int(existing) if existing is not None else res.id, False, res.stream_id,
@@ -305,6 +309,17 @@ async def _observed_area(conn: AsyncConnection, table: Any, stream_id: int, fois
         area = {"type": "Polygon", "coordinates": [[[lo_x, lo_y], [hi_x, lo_y], [hi_x, hi_y], [lo_x, hi_y],
                                                     [lo_x, lo_y]]]}
     return None if area == current else area
+
+
+_CONTENT = ("phenomenon_time_end", "result_time", "result_number", "result_json", "result_quality", "valid_time_start",
+            "valid_time_end", "parameters", "foi_id")
+
+
+def content_key(row: dict[str, Any]) -> int:
+    """A signed 64-bit hash of what an observation says besides its stream and phenomenon time."""
+    payload = orjson.dumps([row.get(c) for c in _CONTENT], option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z,
+                           default=str)
+    return int.from_bytes(hashlib.blake2b(payload, digest_size=8).digest(), "big", signed=True)
 
 
 async def generated_foi(conn: AsyncConnection, thing_id: int) -> int | None:

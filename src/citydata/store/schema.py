@@ -96,8 +96,10 @@ observations = Table(
     Column("valid_time_end", UTCDateTime, nullable=True),
     Column("parameters", JSONText, nullable=True),
     Column("foi_id", Integer, nullable=True),
-    # one observation per datastream and phenomenon time: redelivery is harmless (idempotent storage)
-    UniqueConstraint("datastream_id", "phenomenon_time", name="uq_observations_stream_time"),
+    # a hash of everything else the observation says (result, FeatureOfInterest, times, parameters): the same
+    # observation delivered twice is stored once, while two different observations at the same time are both kept
+    Column("dedup_key", BigInteger, nullable=False, server_default="0"),
+    UniqueConstraint("datastream_id", "phenomenon_time", "dedup_key", name="uq_observations_content"),
     Index("ix_observations_foi", "foi_id"),
 )
 
