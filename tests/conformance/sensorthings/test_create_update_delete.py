@@ -189,6 +189,28 @@ def test_historical_location_created_when_location_set_and_changed(sta: Sta) -> 
     assert any(third["@iot.id"] in [x["@iot.id"] for x in h["Locations"]] for h in hls)
 
 
+def test_historical_location_created_for_location_linked_from_its_side(sta: Sta) -> None:
+    """/req/create-update-delete/historical-location-auto-creation: a Location created with a link to an
+    existing Thing becomes that Thing's Location, and a HistoricalLocation records it; a Location deep-inserted
+    by PATCH of the Thing does too."""
+    thing = sta.thing()
+    base = path("Things", thing["@iot.id"])
+    loc = sta.create("Locations", {"name": unique("loc"), "description": "d", "encodingType": GEOJSON,
+                                   "location": point(98.36, 7.84), "Things": [{"@iot.id": thing["@iot.id"]}]})
+    assert ids_of(sta, f"{base}/Locations") == {loc["@iot.id"]}
+    hls = sta.all_pages(f"{base}/HistoricalLocations", {"$expand": "Locations"})
+    assert [[x["@iot.id"] for x in h["Locations"]] for h in hls] == [[loc["@iot.id"]]]
+    name = unique("newloc")
+    r = sta.patch(base, {"Locations": [{"name": name, "description": "d", "encodingType": GEOJSON,
+                                        "location": point(98.37, 7.83)}]})
+    assert r.status_code in (200, 204), r.text
+    [new] = sta.all_pages(f"{base}/Locations")
+    assert new["name"] == name
+    hls = sta.all_pages(f"{base}/HistoricalLocations", {"$expand": "Locations"})
+    assert len(hls) == 2
+    assert any([x["@iot.id"] for x in h["Locations"]] == [new["@iot.id"]] for h in hls)
+
+
 def test_feature_of_interest_generated_from_thing_location(sta: Sta) -> None:
     """/req/create-update-delete/create-entity (Observation without FeatureOfInterest): the service creates a
     FeatureOfInterest from the Location of the Datastream's Thing and links it."""

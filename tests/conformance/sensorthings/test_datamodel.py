@@ -8,6 +8,7 @@ resolve.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.conformance.sensorthings.conftest import (
@@ -168,6 +169,17 @@ def test_observation_result_time_is_present_even_when_null(sta: Sta) -> None:
     obs = sta.observation(ds, 3)
     assert "resultTime" in obs
     assert obs["resultTime"] is None or ISO_INSTANT.match(obs["resultTime"])
+
+
+def test_observation_without_phenomenon_time_gets_server_time(sta: Sta) -> None:
+    """/req/datamodel/observation/properties: when a POST of an Observation omits phenomenonTime, the service
+    assigns the current server time."""
+    ds = sta.located_datastream()
+    before = datetime.now(UTC) - timedelta(seconds=30)
+    obs = sta.create("Observations", {"result": 9, "Datastream": {"@iot.id": ds["@iot.id"]}})
+    after = datetime.now(UTC) + timedelta(seconds=30)
+    got = datetime.fromisoformat(obs["phenomenonTime"].replace("Z", "+00:00"))
+    assert before <= got <= after, obs["phenomenonTime"]
 
 
 def test_observation_phenomenon_time_interval(sta: Sta) -> None:
