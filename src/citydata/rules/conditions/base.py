@@ -1,0 +1,250 @@
+"""One base class for every condition kind, and the registry that finds them.
+
+A condition kind is one module in this package defining a ``Condition`` subclass with a ``kind`` name: the
+registry imports every module here on first use, so a new kind is a new file. A rule's ``condition`` is a
+tree; leaves look at facts (events), ``all``/``any`` combine them.
+
+Leaves keep their per-instance state in a plain JSON-ready dict (``state[leaf.path]``), so the engine can
+checkpoint and restore it as is. The protocol:
+
+* ``update(st, fact)`` feeds one fact that passed the leaf's ``where`` selector;
+* ``evaluate(states, now)`` says whether the (sub)tree holds at ``now`` (event time, epoch seconds), applying
+  hysteresis (it may flip ``st["on"]``);
+* ``value(st)`` is the leaf's current figure for messages (``{name}`` placeholders).
+
+Syntax of a condition: ``{threshold: {above: 50}}`` or ``{kind: threshold, above: 50}``; common leaf fields:
+``name`` (placeholder name), ``where`` (a selector, see ``citydata.rules.selector``), ``field`` (the number
+to use: dotted path in the event payload, default ``result``).
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from citydata.rules.selector import Selector, dotted, parse_selector
+from citydata.rules.spec import Reader, RuleInvalid, join
+
+if TYPE_CHECKING:
+    from citydata.geo import Geography
+    from citydata.rules.catalogue import StreamInfo
+
+DEFAULT_MAX_POINTS = 10_000
+
+
+@dataclass(slots=True)
+class Fact:
+    """An event as conditions see it: event time in epoch seconds, the number it carries, the series."""
+
+    kind: str
+    key: str
+    id: str
+    t: float
+    data: dict[str, Any]
+    info: StreamInfo | None = None
+    series: str = ""
+    lon: float | None = None
+    lat: float | None = None
+
+    def number(self, path: str) -> float | None:
+        value = self.data.get(path) if "." not in path else dotted(self.data, path)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+
+@dataclass
+class Limits:
+    """Bounds on memory, and counters of what was dropped to stay within them."""
+
+    max_points: int = DEFAULT_MAX_POINTS
+    dropped_points: int = 0
+    late_points: int = 0
+
+
+@dataclass
+class BindContext:
+    geography: Geography | None = None
+    limits: Limits = field(default_factory=Limits)
+
+
+class Condition(abc.ABC):
+    kind: ClassVar[str] = ""
+    timed: ClassVar[bool] = False       # its truth changes as time passes without facts (windows, absence)
+    leaf: ClassVar[bool] = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = ""
+        self.where: Selector | None = None
+        self.field = "result"
+        self.limits = Limits()
+
+    # -- parsing ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_body(cls, body: Any, path: str) -> Condition:
+        """Build from the body of ``{kind: body}`` (or the flat mapping without its ``kind``)."""
+        reader = Reader(body, path)
+        cond = cls(path)
+        cond.name = reader.text("name", pattern=r"[a-z][a-z0-9_]{0,40}") or ""
+        where = reader.raw("where")
+        cond.where = None if where is None else parse_selector(where, reader.at("where"))
+        cond.field = reader.text("field", "result") or "result"
+        cond.configure(reader)
+        reader.done()
+        return cond
+
+    @abc.abstractmethod
+    def configure(self, spec: Reader) -> None:
+        """Read the kind's own fields (raise ``RuleInvalid`` with the field's path)."""
+
+    def bind(self, ctx: BindContext) -> None:
+        """Resolve what needs the platform (places); called when the rule is compiled."""
+        self.limits = ctx.limits
+
+    # -- the tree --------------------------------------------------------------------------------------------
+    def leaves(self) -> Iterator[Condition]:
+        yield self
+
+    def is_timed(self) -> bool:
+        return any(leaf.timed for leaf in self.leaves())
+
+    def accepts(self, fact: Fact) -> bool:
+        return self.where is None or self.where.matches(fact.kind, fact.data, fact.info)
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    def update(self, st: dict[str, Any], fact: Fact) -> None:  # noqa: B027 - optional for leaves
+        """Feed one fact."""
+
+    @abc.abstractmethod
+    def evaluate(self, states: dict[str, dict[str, Any]], now: float) -> bool: ...
+
+    def value(self, st: dict[str, Any]) -> float | None:
+        return None
+
+    def values(self, states: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for leaf in self.leaves():
+            if leaf.name:
+                out[leaf.name] = leaf.value(states.get(leaf.path, {}))
+        return out
+
+    def first_value(self, states: dict[str, dict[str, Any]]) -> float | None:
+        for leaf in self.leaves():
+            v = leaf.value(states.get(leaf.path, {}))
+            if v is not None:
+                return v
+        return None
+
+
+# -- shared pieces ------------------------------------------------------------------------------------------
+
+class Trigger:
+    """A comparison with hysteresis: ``above: X`` (raise when > X) with ``clear_below: Y`` (clear when < Y,
+    default X), or ``below: X`` with ``clear_above: Y``."""
+
+    def __init__(self, spec: Reader, *, above: str = "above", below: str = "below") -> None:
+        has_above, has_below = spec.has(above), spec.has(below)
+        if has_above == has_below:
+            raise RuleInvalid(spec.path, f"needs exactly one of {above} or {below}")
+        self.rising = has_above
+        key = above if has_above else below
+        level = spec.number(key, required=True)
+        assert level is not None
+        self.level = level
+        clear_key = "clear_below" if has_above else "clear_above"
+        clear = spec.number(clear_key, level)
+        assert clear is not None
+        if (has_above and clear > level) or (not has_above and clear < level):
+            raise RuleInvalid(spec.at(clear_key), f"must be on the clearing side of {key} ({level:g})")
+        self.clear = clear
+
+    def step(self, on: bool, x: float) -> bool:
+        if self.rising:
+            return x >= self.clear if on else x > self.level
+        return x <= self.clear if on else x < self.level
+
+    def pick(self, values: list[float]) -> float:
+        """Across several series, the one that matters most (the highest for ``above``)."""
+        return max(values) if self.rising else min(values)
+
+
+def add_point(st: dict[str, Any], series: str, t: float, v: float, keep_s: float, limits: Limits) -> None:
+    """Insert ``(t, v)`` into the series (sorted by time; a late point goes to its place), dropping what is
+    older than ``keep_s`` before the newest point and the oldest beyond ``limits.max_points``."""
+    all_series: dict[str, list[list[float]]] = st.setdefault("s", {})
+    points = all_series.get(series)
+    if points is None:
+        points = all_series[series] = []
+    if not points or t >= points[-1][0]:
+        points.append([t, v])
+    else:
+        newest = points[-1][0]
+        if t <= newest - keep_s:
+            limits.late_points += 1
+            return
+        bisect.insort(points, [t, v], key=lambda p: p[0])
+    horizon = points[-1][0] - keep_s
+    if points[0][0] <= horizon:
+        cut = bisect.bisect_right(points, horizon, key=lambda p: p[0])
+        del points[:cut]
+    if len(points) > limits.max_points:
+        extra = len(points) - limits.max_points
+        limits.dropped_points += extra
+        del points[:extra]
+
+
+def window_points(points: list[list[float]], now: float, window: float) -> list[list[float]]:
+    """The points with ``now - window < t <= now``."""
+    lo = bisect.bisect_right(points, now - window, key=lambda p: p[0])
+    hi = bisect.bisect_right(points, now, key=lambda p: p[0])
+    return points[lo:hi]
+
+
+# -- the registry -------------------------------------------------------------------------------------------
+
+_KINDS: dict[str, type[Condition]] = {}
+
+
+def condition_kinds() -> dict[str, type[Condition]]:
+    """Every condition kind, found by importing each module of this package once."""
+    if not _KINDS:
+        package = importlib.import_module("citydata.rules.conditions")
+        for module in pkgutil.iter_modules(package.__path__):
+            if module.name == "base":
+                continue
+            mod = importlib.import_module(f"citydata.rules.conditions.{module.name}")
+            for value in vars(mod).values():
+                if isinstance(value, type) and issubclass(value, Condition) and value.kind:
+                    _KINDS[value.kind] = value
+    return _KINDS
+
+
+def parse_condition(value: Any, path: str) -> Condition:
+    kinds = condition_kinds()
+    if not isinstance(value, dict):
+        raise RuleInvalid(path, "must be a mapping like {threshold: {...}}")
+    if "kind" in value:
+        kind = value["kind"]
+        if kind not in kinds:
+            raise RuleInvalid(join(path, "kind"), f"unknown condition kind; one of {', '.join(sorted(kinds))}")
+        body: Any = {k: v for k, v in value.items() if k != "kind"}
+        if not kinds[kind].leaf:
+            body = value.get("of")
+            extra = set(value) - {"kind", "of"}
+            if extra:
+                raise RuleInvalid(join(path, sorted(extra)[0]), "unknown field")
+            return kinds[kind].from_body(body, join(path, "of"))
+        return kinds[kind].from_body(body, path)
+    if len(value) != 1:
+        raise RuleInvalid(path, "must have exactly one key, the condition kind "
+                                f"({', '.join(sorted(kinds))}), or a 'kind' field")
+    kind, body = next(iter(value.items()))
+    if kind not in kinds:
+        raise RuleInvalid(join(path, str(kind)), f"unknown condition kind; one of {', '.join(sorted(kinds))}")
+    return kinds[kind].from_body(body, join(path, kind))
