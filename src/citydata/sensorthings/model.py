@@ -164,6 +164,19 @@ ENTITIES: dict[str, Entity] = {e.name: e for e in (
     FEATURE_OF_INTEREST)}
 BY_SET: dict[str, Entity] = {e.set_name: e for e in ENTITIES.values()}
 
+def reverse_nav(nav: Nav) -> Nav:
+    """The navigation from the target back to the source (Thing.Datastreams -> Datastream.Thing)."""
+    target = ENTITIES[nav.target]
+    for back in target.navs:
+        if nav.kind == "fk_there" and back.kind == "fk_here" and back.column == nav.column:
+            return back
+        if nav.kind == "fk_here" and back.kind == "fk_there" and back.column == nav.column:
+            return back
+        if nav.kind == "link" and back.kind == "link" and back.link is nav.link:
+            return back
+    raise ValueError(f"no reverse navigation for {nav.name}")
+
+
 # Observation types (OGC 18-088 Table 13) and the result each one expects.
 OM_MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 OM_CATEGORY = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_CategoryObservation"

@@ -65,12 +65,6 @@ def normalize_expands(expands: list[Expand]) -> list[Expand]:
     return [merged[h] for h in order]
 
 
-def _reverse(nav: Nav) -> Nav:
-    from citydata.sensorthings.write import _reverse as reverse
-
-    return reverse(nav)
-
-
 class Reader:
     def __init__(self, store: Store, base_url: str, *, page_size: int = 100) -> None:
         self.store, self.base_url, self.page_size = store, base_url, page_size

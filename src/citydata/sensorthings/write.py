@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from citydata.errors import CityDataError, NotFound, ValidationFailed
 from citydata.events import Event, make_event
 from citydata.sensorthings import schema as s
-from citydata.sensorthings.model import ENTITIES, Entity, Nav
+from citydata.sensorthings.model import ENTITIES, Entity, Nav, reverse_nav
 from citydata.sensorthings.serialize import entity_json
 from citydata.sensorthings.validate import Parsed, link_id_of, parse_entity
 from citydata.sensorthings.values import bad
@@ -91,7 +91,7 @@ class EntityWriter:
             links: list[tuple[Nav, int]] = []
             if parent is not None:
                 _, nav, pid = parent
-                back = _reverse(nav)
+                back = reverse_nav(nav)
                 if back.kind == "fk_here":
                     fixed[back.column] = pid
                 else:
@@ -162,7 +162,7 @@ class EntityWriter:
                 ctx.observations.append((new_id, entity.name == "MultiDatastream", bodies))
                 continue
             if nav.kind == "fk_there":
-                back = _reverse(nav)
+                back = reverse_nav(nav)
                 for i, m in enumerate(members):
                     await self._create(conn, target, m, ctx, fixed={back.column: new_id},
                                        where=f"{where}{nav.name}[{i}].")
@@ -349,19 +349,6 @@ class EntityWriter:
                 "entity": name, "id": ident, "op": op, "json": body, "links": links,
                 "changed": changed_props or []}))
         await self.bus.broadcast(events)
-
-
-def _reverse(nav: Nav) -> Nav:
-    """The navigation from the target back to the source (Thing.Datastreams -> Datastream.Thing)."""
-    target = ENTITIES[nav.target]
-    for back in target.navs:
-        if nav.kind == "fk_there" and back.kind == "fk_here" and back.column == nav.column:
-            return back
-        if nav.kind == "fk_here" and back.kind == "fk_there" and back.column == nav.column:
-            return back
-        if nav.kind == "link" and back.kind == "link" and back.link is nav.link:
-            return back
-    raise ValueError(f"no reverse navigation for {nav.name}")
 
 
 async def _ids(conn: AsyncConnection, stmt: Any) -> list[int]:
