@@ -32,8 +32,9 @@ async def test_simulator_feeds_a_running_platform(tmp_path: Path) -> None:
                              http_port=free_port())
     async with Platform(settings, serve_http=True) as p:
         token = await token_for(p, "admin")
+        # heartbeats only: the environment feed has its own end-to-end test (tests/sim/test_environment_feed.py)
         sim = Simulator(SimulatorConfig(url=p.settings.base_url, token=token, speed=6000, seed=1,
-                                        duration_s=3.0, mqtt_url=p.mqtt_url))
+                                        duration_s=3.0, mqtt_url=p.mqtt_url, environment=False))
         stats = await sim.run()
         assert stats.errors == 0
         assert stats.registered == len(sim.devices) == 19

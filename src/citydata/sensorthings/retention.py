@@ -277,12 +277,17 @@ class RetentionService:
                       .where(o.c.datastream_id.in_(sids), o.c.phenomenon_time >= lo, o.c.phenomenon_time < hi,
                              o.c.result_number.is_not(None))
                       .group_by(o.c.datastream_id, hour).subquery())
-            stmt = select(groups, o.c.result_number.label("last")).select_from(groups.join(o, and_(
-                o.c.datastream_id == groups.c.datastream_id, o.c.phenomenon_time == groups.c.t1)))
+            # the last result: of the newest Observation (several at one time: the highest id, as latest_observations)
+            stmt = select(groups, o.c.result_number.label("last"), o.c.id.label("oid")).select_from(groups.join(
+                o, and_(o.c.datastream_id == groups.c.datastream_id, o.c.phenomenon_time == groups.c.t1,
+                        o.c.result_number.is_not(None))))
+            best: dict[Key, int] = {}
             for row in (await conn.execute(stmt)).mappings():
-                bucket = datetime.fromtimestamp(int(row["h"]) * 3600, UTC)
-                out[(int(row["datastream_id"]), bucket)] = Agg(int(row["n"]), float(row["s"]), row["mn"], row["mx"],
-                                                               row["t0"], row["t1"], row["last"])
+                key = (int(row["datastream_id"]), datetime.fromtimestamp(int(row["h"]) * 3600, UTC))
+                if key in best and best[key] > row["oid"]:
+                    continue
+                best[key] = row["oid"]
+                out[key] = Agg(int(row["n"]), float(row["s"]), row["mn"], row["mx"], row["t0"], row["t1"], row["last"])
         return out
 
     async def _rows(self, conn: AsyncConnection, period: Period,

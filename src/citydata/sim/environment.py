@@ -232,10 +232,6 @@ class EnvironmentModel:
         self.daily = {g.id: library.get(station_of.get(g.id, ""), library[sorted(library)[0]]) for g in self.gauges}
         self.day_offset = rng.randrange(len(days))
         self.start_day = self.start.astimezone(LOCAL).date()
-        self.storms: list[Storm] = []
-        if self.gauges:
-            self.storms.append(Storm(rng.choice(self.gauges).id, FIRST_STORM_STEP, FIRST_STORM_MM))
-        self._monsoon_days: set[int] = set()
         # canals: the two nearest gauges upstream, inverse-distance weights
         self.upstream: dict[str, list[tuple[str, float]]] = {}
         for c in self.canals:
@@ -243,6 +239,13 @@ class EnvironmentModel:
             near = sorted(self.gauges, key=lambda g: dist[g.id])[:2]
             inv = [1 / max(dist[g.id], 0.5) for g in near]
             self.upstream[c.id] = [(g.id, w / sum(inv)) for g, w in zip(near, inv, strict=True)]
+        # the early storm breaks over the nearest gauge upstream of one canal, so that canal floods too
+        self.storms: list[Storm] = []
+        if self.gauges:
+            centre = (self.upstream[rng.choice(self.canals).id][0][0] if self.canals and self.gauges
+                      else rng.choice(self.gauges).id)
+            self.storms.append(Storm(centre, FIRST_STORM_STEP, FIRST_STORM_MM))
+        self._monsoon_days: set[int] = set()
         level_pts, oxygen_pts = sandy_creek()
         lvals = sorted(v for _, v in level_pts)
         self.level_p10, self.level_p50, self.level_p90 = (lvals[len(lvals) // 10], lvals[len(lvals) // 2],
