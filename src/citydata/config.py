@@ -193,6 +193,69 @@ class Settings(BaseModel):
     ioc_attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, title="Attachment size limit",
                                           description="Largest incident attachment accepted, in bytes.")
 
+    # -- tourist tracking
+    tracking_report_interval_s: int = Field(
+        1800, ge=60, title="Tracker report interval (s)",
+        description="How often the tourist app reports its location (the Sandbox rule: every 30 minutes).")
+    tracking_overdue_grace_s: int = Field(
+        600, ge=0, title="Overdue grace (s)",
+        description="A traveller with no report for 2 report intervals plus this grace is overdue (silent "
+                    "tracker).")
+    tracking_overdue_check_s: float = Field(
+        30.0, gt=0, title="Overdue check period (s)",
+        description="How often the silent-tracker timer looks for overdue travellers.")
+    tracking_tolerance_m: float = Field(
+        1500.0, ge=0, title="Province fence tolerance (m)",
+        description="The home province is grown by this many metres before a fix counts as outside, so the "
+                    "piers, the Sarasin bridge and the coastline-generalised polygon never cause false exits.")
+    tracking_dwell_s: int = Field(
+        600, ge=0, title="Geofence dwell (s)",
+        description="A fence state change is confirmed only once it held this long without a contradicting "
+                    "fix, so drift never flaps.")
+    tracking_still_outside_s: int = Field(
+        3600, ge=60, title="Still-outside period (s)",
+        description="While a traveller stays outside the province, a tracking.still_outside event repeats "
+                    "this often.")
+    tracking_sea_max_m: float = Field(
+        5000.0, ge=0, title="Nearest province at sea (m)",
+        description="A fix outside every province is said to be in the nearest province within this many "
+                    "metres, else 'at sea'.")
+    tracking_lateness_s: int = Field(
+        7200, ge=0, title="Lateness window (s)",
+        description="A fix older than the traveller's newest processed fix is stored, and replayed through the "
+                    "geofence only when it is at most this much older.")
+    tracking_k: int = Field(
+        10, ge=1, title="k-anonymity threshold",
+        description="Density and aggregate counts under k are suppressed for every role below police, and "
+                    "never kept after the exact pings are purged.")
+    tracking_retention_days: int = Field(
+        14, ge=0, title="Ping retention after departure (days)",
+        description="Exact location reports are purged this many days after departure; only hourly "
+                    "per-sub-district counts of at least k remain.")
+    tracking_identity_retention_days: int = Field(
+        30, ge=0, title="Identity retention after departure (days)",
+        description="The encrypted identity of a departed traveller is deleted this many days after departure.")
+    tracking_max_skew_s: int = Field(
+        300, ge=0, title="Future time skew (s)",
+        description="A report time further in the future than this is rejected.")
+    tracking_max_speed_kmh: float = Field(
+        300.0, gt=0, title="Impossible speed (km/h)",
+        description="A fix implying a faster move from the previous accepted fix is stored flagged and never "
+                    "moves the geofence state.")
+    tracking_max_batch: int = Field(
+        500, ge=1, le=100_000, title="Pings per request",
+        description="Most location reports accepted in one request.")
+    tracking_enrol_ttl_s: int = Field(
+        7 * 86400, ge=60, title="Enrolment code lifetime (s)",
+        description="How long the one-time app enrolment code given at the checkpoint stays valid.")
+    tracking_home_province: str = Field(
+        "83", pattern=r"^[0-9]{2}$", title="Home province",
+        description="DOPA code of the province whose exit is alerted (Phuket: 83).")
+    tracking_direct_alerts: bool = Field(
+        True, title="Tracking alerts without rules",
+        description="Raise alert.raised for tracking.left_zone, tracking.overdue and tracking.screening_failed "
+                    "directly from the tracking events (turn off once the rule pack covers them).")
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
