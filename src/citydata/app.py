@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from citydata.devices import DeviceService
     from citydata.geo import Geography
     from citydata.sensorthings.mqtt import SensorThingsMqtt
+    from citydata.sensorthings.retention import RetentionService
     from citydata.sensorthings.service import SensorThings
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Platform:
         self.throttle: FailureThrottle
         self.devices: DeviceService
         self.sta: SensorThings
+        self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
         self.bridge: MqttBridge | None = None
@@ -144,6 +146,11 @@ class Platform:
         from citydata.sensorthings.service import SensorThings
 
         self.sta = SensorThings(self.store, self.bus, self.clock, self.metrics, s.base_url)
+        from citydata.sensorthings.retention import RetentionService
+
+        self.retention = RetentionService(self.store, self.clock, s)
+        await self.retention.start()
+        self._started.append("retention")
         await self._start_mqtt()
         self._register_metrics()
 
@@ -300,6 +307,8 @@ class Platform:
             await self.bridge.stop()
         elif name == "broker" and self.broker is not None:
             await self.broker.stop()
+        elif name == "retention":
+            await self.retention.stop()
         elif name == "bus":
             await self.bus.stop()
         elif name == "store":

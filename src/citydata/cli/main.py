@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from citydata import __version__
-from citydata.cli import city, config, db, server, tokens
+from citydata.cli import city, config, db, importer, server, tokens
 
 app = typer.Typer(name="citydata", help="CityData: City Data Platform and Intelligence Operation Center.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -13,6 +13,8 @@ app.add_typer(config.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(city.app, name="city")
+app.add_typer(importer.app, name="import")
+db.app.command("purge")(importer.purge)
 server.register(app)
 
 
