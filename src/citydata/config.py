@@ -127,6 +127,114 @@ class Settings(BaseModel):
     heartbeat_silence_s: int = Field(900, ge=10, title="Device silence (s)",
                                      description="A device with no heartbeat for this long is reported silent.")
 
+    # -- IOC (alerts, incidents, CAP warnings, live stream, notifications)
+    ioc_cap_sender: str = Field("ioc@phuket.citydata.local", pattern=r"^[^\s,<&]+$", title="CAP sender",
+                                description="The CAP <sender> of public warnings (no spaces, commas, < or &).")
+    ioc_cap_sender_name: str = Field("Phuket Intelligent Operations Center", title="CAP sender name",
+                                     description="The human-readable <senderName> of CAP warnings.")
+    ioc_cap_status: Literal["Actual", "Exercise", "System", "Test"] = Field(
+        "Actual", title="CAP status", description="The CAP <status> of issued warnings (Test or Exercise "
+                                                  "for drills).")
+    ioc_stream_heartbeat_s: float = Field(15.0, gt=0, le=300, title="SSE heartbeat (s)",
+                                          description="Seconds between heartbeat comments on /api/v1/stream.")
+    ioc_stream_buffer: int = Field(1000, ge=10, le=100_000, title="SSE resume buffer",
+                                   description="Alert and incident events kept for Last-Event-ID resume.")
+    ioc_stream_client_queue: int = Field(256, ge=8, le=10_000, title="SSE client queue",
+                                         description="Events queued per stream client; a client that falls "
+                                                     "this far behind is disconnected.")
+    ioc_sla_check_s: float = Field(15.0, gt=0, title="SLA check interval (s)",
+                                   description="How often incident SLA deadlines are checked.")
+    ioc_escalation_agencies: str = Field("", pattern=r"^[a-z0-9_,\s-]*$", title="Escalation agencies",
+                                         description="Agencies notified, besides the assigned ones, when an "
+                                                     "incident breaches its SLA (comma-separated ids).")
+    ioc_delivery_attempts: int = Field(6, ge=1, le=50, title="Notification attempts",
+                                       description="Attempts per notification before it is dead-lettered.")
+    ioc_delivery_backoff_s: float = Field(5.0, gt=0, title="Notification backoff (s)",
+                                          description="First retry delay; doubled after each failure.")
+    ioc_delivery_backoff_max_s: float = Field(900.0, gt=0, title="Notification backoff cap (s)",
+                                              description="Longest delay between two attempts.")
+    ioc_delivery_timeout_s: float = Field(10.0, gt=0, le=120, title="Notification timeout (s)",
+                                          description="Time limit of one webhook, SMTP or LINE attempt.")
+    ioc_smtp_host: str | None = Field(None, title="SMTP host",
+                                      description="SMTP server for e-mail notifications (unset: e-mail off).")
+    ioc_smtp_port: int = Field(25, ge=1, le=65535, title="SMTP port", description="SMTP server port.")
+    ioc_smtp_starttls: bool = Field(False, title="SMTP STARTTLS", description="Use STARTTLS on the connection.")
+    ioc_smtp_username: str | None = Field(None, title="SMTP username", description="SMTP login (optional).")
+    ioc_smtp_password: SecretStr | None = Field(None, title="SMTP password", description="SMTP password.")
+    ioc_smtp_from: str = Field("ioc@citydata.local", title="E-mail sender",
+                               description="From address of notification e-mails.")
+    ioc_line_api_url: str = Field("https://api.line.me", title="LINE API base URL",
+                                  description="Base URL of the LINE Messaging API (push endpoint "
+                                              "/v2/bot/message/push).")
+    ioc_line_channel_token: SecretStr | None = Field(None, title="LINE channel access token",
+                                                     description="LINE Messaging API channel access token "
+                                                                 "(unset: LINE off).")
+    ioc_attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, title="Attachment size limit",
+                                          description="Largest incident attachment accepted, in bytes.")
+
+    # -- tourist tracking
+    tracking_report_interval_s: int = Field(
+        1800, ge=60, title="Tracker report interval (s)",
+        description="How often the tourist app reports its location (the Sandbox rule: every 30 minutes).")
+    tracking_overdue_grace_s: int = Field(
+        600, ge=0, title="Overdue grace (s)",
+        description="A traveller with no report for 2 report intervals plus this grace is overdue (silent "
+                    "tracker).")
+    tracking_overdue_check_s: float = Field(
+        30.0, gt=0, title="Overdue check period (s)",
+        description="How often the silent-tracker timer looks for overdue travellers.")
+    tracking_tolerance_m: float = Field(
+        1500.0, ge=0, title="Province fence tolerance (m)",
+        description="The home province is grown by this many metres before a fix counts as outside, so the "
+                    "piers, the Sarasin bridge and the coastline-generalised polygon never cause false exits.")
+    tracking_dwell_s: int = Field(
+        600, ge=0, title="Geofence dwell (s)",
+        description="A fence state change is confirmed only once it held this long without a contradicting "
+                    "fix, so drift never flaps.")
+    tracking_still_outside_s: int = Field(
+        3600, ge=60, title="Still-outside period (s)",
+        description="While a traveller stays outside the province, a tracking.still_outside event repeats "
+                    "this often.")
+    tracking_sea_max_m: float = Field(
+        5000.0, ge=0, title="Nearest province at sea (m)",
+        description="A fix outside every province is said to be in the nearest province within this many "
+                    "metres, else 'at sea'.")
+    tracking_lateness_s: int = Field(
+        7200, ge=0, title="Lateness window (s)",
+        description="A fix older than the traveller's newest processed fix is stored, and replayed through the "
+                    "geofence only when it is at most this much older.")
+    tracking_k: int = Field(
+        10, ge=1, title="k-anonymity threshold",
+        description="Density and aggregate counts under k are suppressed for every role below police, and "
+                    "never kept after the exact pings are purged.")
+    tracking_retention_days: int = Field(
+        14, ge=0, title="Ping retention after departure (days)",
+        description="Exact location reports are purged this many days after departure; only hourly "
+                    "per-sub-district counts of at least k remain.")
+    tracking_identity_retention_days: int = Field(
+        30, ge=0, title="Identity retention after departure (days)",
+        description="The encrypted identity of a departed traveller is deleted this many days after departure.")
+    tracking_max_skew_s: int = Field(
+        300, ge=0, title="Future time skew (s)",
+        description="A report time further in the future than this is rejected.")
+    tracking_max_speed_kmh: float = Field(
+        300.0, gt=0, title="Impossible speed (km/h)",
+        description="A fix implying a faster move from the previous accepted fix is stored flagged and never "
+                    "moves the geofence state.")
+    tracking_max_batch: int = Field(
+        500, ge=1, le=100_000, title="Pings per request",
+        description="Most location reports accepted in one request.")
+    tracking_enrol_ttl_s: int = Field(
+        7 * 86400, ge=60, title="Enrolment code lifetime (s)",
+        description="How long the one-time app enrolment code given at the checkpoint stays valid.")
+    tracking_home_province: str = Field(
+        "83", pattern=r"^[0-9]{2}$", title="Home province",
+        description="DOPA code of the province whose exit is alerted (Phuket: 83).")
+    tracking_direct_alerts: bool = Field(
+        True, title="Tracking alerts without rules",
+        description="Raise alert.raised for tracking.left_zone, tracking.overdue and tracking.screening_failed "
+                    "directly from the tracking events (turn off once the rule pack covers them).")
+
     # -- sensor data retention
     sta_raw_retention_days: int = Field(
         0, ge=0, title="Raw observation retention (days)",
