@@ -1,0 +1,3 @@
+from tests.incidents.support import ioc_client, ioc_platform, receiver
+
+__all__ = ["ioc_client", "ioc_platform", "receiver"]
