@@ -107,8 +107,21 @@ async def arrive_and_enrol(platform: Any, client: httpx.AsyncClient, n: int = 1,
     return body["traveller_id"], r.json()["device_token"]
 
 
-async def settle(rounds: int = 20) -> None:
+async def settle(rounds: int = 20, pause: float = 0.05) -> None:
+    """Let the timer task and the bus run (the in-process bus journals through the store's writer)."""
     import asyncio
 
     for _ in range(rounds):
         await asyncio.sleep(0)
+    await asyncio.sleep(pause)
+
+
+async def wait_until(predicate: Any, timeout: float = 5.0) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
