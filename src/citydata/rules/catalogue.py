@@ -5,6 +5,7 @@ looked up again on a miss (a Datastream created after the engine started)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 ZONE_KIND = "subdistrict"
+MISS_TTL_S = 30.0        # an unknown Datastream id is looked up again after this long
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Catalogue:
     def __init__(self, store: Store | None = None, geography: Geography | None = None) -> None:
         self.store, self.geography = store, geography
         self._streams: dict[int, StreamInfo | None] = {}
+        self._misses: dict[int, float] = {}
 
     def put(self, info: StreamInfo) -> None:
         self._streams[info.id] = info
@@ -120,6 +123,9 @@ class Catalogue:
         """The Datastream's info, read from the store when not cached (None when it does not exist)."""
         if stream_id in self._streams:
             return self._streams[stream_id]
+        missed = self._misses.get(stream_id)
+        if missed is not None and time.monotonic() - missed < MISS_TTL_S:
+            return None
         info = None
         if self.store is not None:
             row = await self.store.fetch_one(self._query().where(sta.datastreams.c.id == stream_id))
@@ -128,8 +134,13 @@ class Catalogue:
                 info = self._info(row, locations.get(int(row["thing_id"])))
         if info is not None:
             self._streams[stream_id] = info
+            self._misses.pop(stream_id, None)
+        else:
+            self._misses[stream_id] = time.monotonic()
         return info
 
     async def missing(self, stream_ids: Iterable[int]) -> list[int]:
-        """The ids among ``stream_ids`` that are not Datastreams."""
+        """The ids among ``stream_ids`` that are not Datastreams (always asks the store again)."""
+        for i in stream_ids:
+            self._misses.pop(i, None)
         return [i for i in sorted(set(stream_ids)) if await self.lookup(i) is None]
