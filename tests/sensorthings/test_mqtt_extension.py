@@ -224,7 +224,7 @@ async def test_redelivered_and_retained_publishes_are_stored_once(embedded: Plat
         await dev.publish(topic, payload, qos=1, retain=True)
         await dev.publish(topic, payload, qos=0)
     # a protocol-level redelivery: the same packet id again with the DUP flag, as a device does after reconnecting
-    acks = await asyncio.to_thread(_raw_publish_twice, p.mqtt_port, token, topic, payload)
+    acks = await asyncio.to_thread(_raw_publish, p.mqtt_port, token, topic, payload)
     assert acks == [b"\x40\x02\x00\x07", b"\x40\x02\x00\x07"]
     await _until(lambda: _duplicates(p, 4), what="the QoS 0 copy handled")
     assert await _results(p, st.ds) == [7.25]
@@ -252,20 +252,22 @@ def _field(value: bytes) -> bytes:
     return len(value).to_bytes(2, "big") + value
 
 
-def _raw_publish_twice(port: int, token: str, topic: str, payload: bytes) -> list[bytes]:
-    """MQTT 3.1.1 by hand: CONNECT, PUBLISH QoS 1 packet id 7, then the same with DUP=1; returns the PUBACKs."""
+def _raw_publish(port: int, token: str, topic: str, payload: bytes, *, dup_too: bool = True) -> list[bytes]:
+    """MQTT 3.1.1 by hand: CONNECT, PUBLISH QoS 1 packet id 7, then (``dup_too``) the same with DUP=1; returns
+    what the broker answered to each (a PUBACK, or b"" when it closed the connection instead)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         body = _field(b"MQTT") + bytes([4, 0x80 | 0x02]) + (60).to_bytes(2, "big") + _field(b"sta-raw") \
             + _field(token.encode())
         sock.sendall(b"\x10" + _encode_len(len(body)) + body)
         assert sock.recv(4) == b"\x20\x02\x00\x00"
-        acks = []
-        for first in (0x32, 0x3A):   # PUBLISH QoS 1; then DUP | QoS 1
+        answers = []
+        for first in (0x32, 0x3A) if dup_too else (0x32,):   # PUBLISH QoS 1; then DUP | QoS 1
             packet = _field(topic.encode()) + (7).to_bytes(2, "big") + payload
             sock.sendall(bytes([first]) + _encode_len(len(packet)) + packet)
-            acks.append(sock.recv(4))
-        sock.sendall(b"\xe0\x00")
-        return acks
+            answers.append(sock.recv(4))
+        with contextlib.suppress(OSError):
+            sock.sendall(b"\xe0\x00")
+        return answers
 
 
 async def test_refused_messages_are_dead_lettered_and_the_session_survives(embedded: Platform) -> None:
@@ -297,6 +299,20 @@ async def test_refused_messages_are_dead_lettered_and_the_session_survives(embed
     assert any(d["payload"] == "{not json" for d in letters)
     assert f'citydata_dead_letters_total{{source="mqtt"}} {float(len(bad))}' in p.metrics.render().decode()
     assert _sta(p).stats.refused == len(bad)
+
+
+async def test_a_message_that_cannot_be_taken_is_not_acknowledged(embedded: Platform) -> None:
+    p = embedded
+    st = await _streams(p)
+    token = await token_for(p, "device")
+    await _sta(p).stop()   # as during shutdown: the broker is still up, the platform no longer takes creations
+    answers = await asyncio.to_thread(_raw_publish, p.mqtt_port, token, f"v1.1/Datastreams({st.ds})/Observations",
+                                      _json({"result": 8.0, "phenomenonTime": T0}), dup_too=False)
+    # no PUBACK: the connection is closed instead, so the device sends the message again in its next session;
+    # nothing stored, nothing dead-lettered
+    assert answers == [b""]
+    assert await _rows(p, st.ds) == []
+    assert await p.dead_letters.count("mqtt") == 0
 
 
 # -- receive updates --------------------------------------------------------------------------------------------
