@@ -72,6 +72,7 @@ class EngineOptions:
     max_instances: int = 10_000       # per rule; new instances beyond are refused and counted
     max_points: int = 10_000          # per window series; oldest dropped and counted
     max_buffer: int = 100_000         # reorder buffer; beyond, the oldest is applied early and counted
+    min_checkpoint_s: float = 0.5     # real seconds between checkpoints (coalesces alerts under load)
 
 
 @dataclass
@@ -125,6 +126,8 @@ class RulesEngine:
         self._buf_n = 0
         self._by_stream: dict[int, list[Compiled]] = {}
         self._by_kind: dict[str, list[Compiled]] = {}
+        self._explicit: dict[int, list[Compiled]] = {}
+        self._generic: list[Compiled] = []
         self._dirty: set[tuple[str, str]] = set()
         self._removed: set[tuple[str, str]] = set()
         self._out: list[Event] = []
@@ -165,6 +168,11 @@ class RulesEngine:
                                                list(rule.condition.leaves()))
         self._by_stream.clear()
         self._by_kind.clear()
+        self._explicit = {}
+        self._generic = [c for c in self.rules.values() if not c.rule.source.datastreams]
+        for comp in self.rules.values():
+            for sid in comp.rule.source.datastreams:
+                self._explicit.setdefault(sid, []).append(comp)
         self._wake.set()
 
     async def load_rules(self) -> None:
@@ -342,8 +350,9 @@ class RulesEngine:
         if info is not None:
             found = self._by_stream.get(info.id)
             if found is None:
-                found = self._by_stream[info.id] = [c for c in self.rules.values()
-                                                    if c.rule.source.kind_ok(kind) and c.rule.source.stream_ok(info)]
+                pool = self._explicit.get(info.id, []) + self._generic
+                found = self._by_stream[info.id] = [c for c in pool if c.rule.source.kind_ok(kind)
+                                                    and c.rule.source.stream_ok(info)]
             return found
         found = self._by_kind.get(kind)
         if found is None:
@@ -512,6 +521,8 @@ class RulesEngine:
                 continue
             try:
                 await self.checkpoint()
+                if self.options.min_checkpoint_s > 0:
+                    await asyncio.sleep(self.options.min_checkpoint_s)
             except asyncio.CancelledError:
                 raise
             except Exception as err:

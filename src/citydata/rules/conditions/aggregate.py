@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from citydata.rules.conditions.base import Condition, Fact, Trigger, add_point, window_points
+from citydata.rules.conditions.base import Condition, Fact, Trigger, add_point, series_figures
 from citydata.rules.spec import Reader
 
 FUNCTIONS = ("sum", "mean", "min", "max", "count")
@@ -46,11 +46,7 @@ class Aggregate(Condition):
 
     def evaluate(self, states: dict[str, dict[str, Any]], now: float) -> bool:
         st = states.setdefault(self.path, {})
-        figures = []
-        for points in st.get("s", {}).values():
-            inside = window_points(points, now, self.window)
-            if len(inside) >= self.min_points:
-                figures.append(self._figure(inside))
+        figures = series_figures(st, now, self.window, self.min_points, self._figure)
         on = bool(st.get("on", False))
         if figures:
             x = self.trigger.pick(figures)

@@ -23,7 +23,7 @@ import abc
 import bisect
 import importlib
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -181,6 +181,11 @@ def add_point(st: dict[str, Any], series: str, t: float, v: float, keep_s: float
     points = all_series.get(series)
     if points is None:
         points = all_series[series] = []
+    dirty = st.get("d")
+    if dirty is None:
+        st["d"] = [series]
+    elif series not in dirty:
+        dirty.append(series)
     if not points or t >= points[-1][0]:
         points.append([t, v])
     else:
@@ -197,6 +202,34 @@ def add_point(st: dict[str, Any], series: str, t: float, v: float, keep_s: float
         extra = len(points) - limits.max_points
         limits.dropped_points += extra
         del points[:extra]
+
+
+def series_figures(st: dict[str, Any], now: float, window: float, min_points: int,
+                   compute: Callable[[list[list[float]]], float]) -> list[float]:
+    """``compute`` over each series' window ending at ``now``, cached per series (``f``), each with the time
+    its oldest point in the window expires (``u``). Only the series that got a point since the last
+    evaluation (``d``) are computed again, unless the earliest expiry (``n``) has passed or time went back,
+    so an instance fed by hundreds of series (``group_by: zone``) costs about one computation per event."""
+    figures: dict[str, float | None] | None = st.get("f")
+    series_points: dict[str, list[list[float]]] = st.get("s", {})
+    if figures is None or now >= st.get("n", float("inf")) or now < st.get("at", float("-inf")):
+        todo: Any = series_points.keys()
+        figures = st["f"] = {}
+        until: dict[str, float] = {}
+        st["u"] = until
+    else:
+        todo = st.get("d", ())
+        until = st["u"]
+    for series in todo:
+        points = series_points.get(series)
+        inside = window_points(points, now, window) if points else []
+        figures[series] = compute(inside) if len(inside) >= min_points else None
+        until[series] = inside[0][0] + window if inside else float("inf")
+    if todo:
+        st["n"] = min(until.values(), default=float("inf"))
+    st["d"] = []
+    st["at"] = now
+    return [v for v in figures.values() if v is not None]
 
 
 def window_points(points: list[list[float]], now: float, window: float) -> list[list[float]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from citydata.rules.conditions.base import Condition, Fact, add_point, window_points
+from citydata.rules.conditions.base import Condition, Fact, add_point, series_figures
 from citydata.rules.spec import Reader, RuleInvalid
 
 
@@ -42,14 +42,13 @@ class RateOfChange(Condition):
         if x is not None:
             add_point(st, fact.series, fact.t, x, self.window, self.limits)
 
+    def _change(self, inside: list[list[float]]) -> float:
+        values = [p[1] for p in inside]
+        return values[-1] - min(values) if self.rising else max(values) - values[-1]
+
     def evaluate(self, states: dict[str, dict[str, Any]], now: float) -> bool:
         st = states.setdefault(self.path, {})
-        changes = []
-        for points in st.get("s", {}).values():
-            inside = window_points(points, now, self.window)
-            if len(inside) >= 2:
-                values = [p[1] for p in inside]
-                changes.append(values[-1] - min(values) if self.rising else max(values) - values[-1])
+        changes = series_figures(st, now, self.window, 2, self._change)
         on = bool(st.get("on", False))
         if changes:
             x = max(changes)
