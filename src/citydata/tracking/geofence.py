@@ -41,6 +41,7 @@ from citydata.geo.model import M_PER_DEG, buffer_m, distance_m, haversine_m
 
 INSIDE, OUTSIDE, UNKNOWN = "inside", "outside", "unknown"
 OBS_INSIDE, OBS_OUTSIDE, OBS_AMBIGUOUS = 1, 0, -1
+SMALL_BATCH = 256   # up to this many points, zones are found through the STRtree
 BAND_M = 300.0   # a point outside the fence grown by this, with a smaller accuracy radius, is surely outside
 
 
@@ -86,6 +87,7 @@ class FenceSet:
         self.by_id = {f.id: f for f in (home, *self.zones)}
         self._zone_index = {f.id: i for i, f in enumerate(self.zones)}
         self.tree = shapely.STRtree([z.test for z in self.zones]) if self.zones else None
+        self._bounds = [tuple(float(v) for v in z.test.bounds) for z in self.zones]
 
     def with_zones(self, zones: Sequence[Fence]) -> FenceSet:
         return FenceSet(self.home, zones)
@@ -109,18 +111,44 @@ class FenceSet:
         result: NDArray[np.int8] = out
         return result
 
+    def zone_pairs(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.intp]:
+        """(2, m) array of (point index, zone index) pairs where the zone's (buffered) polygon contains the
+        point: one vectorised STRtree query with all points."""
+        if self.tree is None or not len(x):
+            return np.empty((2, 0), dtype=np.intp)
+        if len(x) <= SMALL_BATCH:
+            pairs: NDArray[np.intp] = self.tree.query(shapely.points(x, y), predicate="intersects")
+            return pairs
+        # many points: creating point geometries would cost more than the tests, so sweep instead: sort the
+        # points by x once, then each zone tests only the points inside its bounding box
+        order = np.argsort(x, kind="stable")
+        xs = x[order]
+        found_p: list[NDArray[np.intp]] = []
+        found_z: list[NDArray[np.intp]] = []
+        for zi, (x0, y0, x1, y1) in enumerate(self._bounds):
+            lo, hi = np.searchsorted(xs, (x0, x1), side="left")[0], np.searchsorted(xs, x1, side="right")
+            cand = order[lo:hi]
+            cand = cand[(y[cand] >= y0) & (y[cand] <= y1)]
+            if cand.size:
+                hit = cand[shapely.contains_xy(self.zones[zi].test, x[cand], y[cand])]
+                found_p.append(hit)
+                found_z.append(np.full(hit.size, zi, dtype=np.intp))
+        if not found_p:
+            return np.empty((2, 0), dtype=np.intp)
+        return np.vstack((np.concatenate(found_p), np.concatenate(found_z)))
+
     def zones_containing(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[frozenset[str]]:
-        """For each point, the ids of the zones whose (buffered) polygon contains it."""
+        """For each point, the ids of the zones containing it."""
         out: list[set[str]] = [set() for _ in range(len(x))]
-        if self.tree is not None and len(x):
-            pairs = self.tree.query(shapely.points(x, y), predicate="intersects")
-            for p, z in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
-                out[p].add(self.zones[z].id)
+        pairs = self.zone_pairs(x, y)
+        for p, z in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
+            out[p].add(self.zones[z].id)
         return [frozenset(s) for s in out]
 
     def classify(self, x: NDArray[np.float64], y: NDArray[np.float64],
-                 acc: NDArray[np.float64]) -> tuple[NDArray[np.int8], list[frozenset[str]]]:
-        return self.classify_home(x, y, acc), self.zones_containing(x, y)
+                 acc: NDArray[np.float64]) -> tuple[NDArray[np.int8], NDArray[np.intp]]:
+        """The home observation of every point and the (point, zone) containment pairs, vectorised."""
+        return self.classify_home(x, y, acc), self.zone_pairs(x, y)
 
 
 @dataclass(slots=True)
@@ -201,7 +229,8 @@ class GeofenceEngine:
         if not fixes:
             return []
         arr = np.asarray(fixes, dtype=np.float64)
-        home, zones = self.fences.classify(arr[:, 1], arr[:, 2], arr[:, 3])
+        home = self.fences.classify_home(arr[:, 1], arr[:, 2], arr[:, 3])
+        zones = self.fences.zones_containing(arr[:, 1], arr[:, 2])
         return [Observed(f, int(h), z) for f, h, z in zip(fixes, home.tolist(), zones, strict=True)]
 
     def _zone_obs(self, fence_id: str, ob: Observed) -> int:

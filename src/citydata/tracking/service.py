@@ -177,6 +177,8 @@ class TrackingService:
             since = _ts(row["since"]) if row["since"] else None
             known.fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known.last_fix)
         for rt in self.travellers.values():
+            if self.home.id not in rt.fences.states:          # no change since the arrival: inside
+                rt.fences.states[self.home.id] = FenceState(INSIDE, rt.arrived)
             rt.fences.base = copy_states(rt.fences.states)
             if self.engine.needs_tick(rt.fences.states):
                 self._attention.add(rt.traveller_id)
