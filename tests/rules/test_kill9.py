@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from tests.rules.crash_worker import expected
@@ -33,7 +34,11 @@ def _journal(db: Path, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
                             "ORDER BY seq", kinds).fetchall()
     import json
 
-    return [(k, key, json.loads(d)["observed_at"]) for k, key, d in rows]
+    return [(k, key, _instant(json.loads(d)["observed_at"])) for k, key, d in rows]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _observations(db: Path) -> int:
@@ -71,7 +76,8 @@ def test_kill9_mid_window_loses_no_alert_and_raises_none_twice(tmp_path: Path) -
     assert proc.returncode == 0, err
     assert "DONE" in out
 
-    want, leaves = expected(TOTAL)
+    want_raw, leaves = expected(TOTAL)
+    want = [(k, key, _instant(at)) for k, key, at in want_raw]
     got = _journal(db, ("alert.raised", "alert.cleared"))
     assert len(want) > 10
     assert collections.Counter(got) == collections.Counter(want)

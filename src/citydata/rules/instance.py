@@ -150,6 +150,7 @@ class Instance:
         for key in ("headline_en", "headline_th", "description_en", "description_th", "instruction_en",
                     "instruction_th"):
             payload[key] = render(cap.get(key), values)
+        payload["description_en"] = payload["description_en"] or ""
         return make_event("cap.draft_requested", f"{rule.id}:{dedup}"[:200], when, payload, source="rules")
 
     def cleared(self, rule: Rule, now: float, reason: str) -> Event:
