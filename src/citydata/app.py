@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from citydata.bus import Bus
     from citydata.devices import DeviceService
     from citydata.geo import Geography
+    from citydata.incidents.ioc import IOC
+    from citydata.rules import RulesService
     from citydata.sensorthings.mqtt import SensorThingsMqtt
     from citydata.sensorthings.retention import RetentionService
     from citydata.sensorthings.service import SensorThings
@@ -69,6 +71,8 @@ class Platform:
         self.throttle: FailureThrottle
         self.devices: DeviceService
         self.sta: SensorThings
+        self.ioc: IOC | None = None
+        self.rules: RulesService | None = None
         self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
@@ -151,7 +155,18 @@ class Platform:
         self.retention = RetentionService(self.store, self.clock, s)
         await self.retention.start()
         self._started.append("retention")
+        from citydata.rules import RulesService
+
+        # journal: the in-process bus's log (None on NATS, where the engine acknowledges only checkpointed events)
+        self.rules = RulesService(self.store, self.bus, self.clock, geography=self.geography, journal=journal)
+        await self.rules.start()          # loads the Phuket rule pack on first start
+        self._started.append("rules")
         await self._start_mqtt()
+        from citydata.incidents.ioc import IOC
+
+        self.ioc = IOC(self)
+        await self.ioc.start()
+        self._started.append("ioc")
         self._register_metrics()
 
         from citydata.api.app import create_app
@@ -188,7 +203,10 @@ class Platform:
             username, password = (s.mqtt_username or ""), (s.mqtt_password.get_secret_value()
                                                              if s.mqtt_password else "")
         self.mqtt_host, self.mqtt_port = connect_host, port
-        self.bridge = MqttBridge(connect_host, port, client_id=f"{s.mqtt_client_id}-{self.started_at:%H%M%S%f}",
+        # on an external broker the session must survive restarts (the broker keeps what arrived meanwhile), so
+        # the id is stable: give each node its own CITYDATA_MQTT_CLIENT_ID
+        client_id = f"{s.mqtt_client_id}-{self.started_at:%H%M%S%f}" if scheme == "embedded" else s.mqtt_client_id
+        self.bridge = MqttBridge(connect_host, port, client_id=client_id,
                                  username=username or None, password=password or None, dead_letters=self.dead_letters,
                                  metrics=self.metrics, tls=scheme == "mqtts")
         self.bridge.route("citydata/devices/+/heartbeat", self._mqtt_heartbeat, family="devices")
@@ -307,6 +325,10 @@ class Platform:
             await self.bridge.stop()
         elif name == "broker" and self.broker is not None:
             await self.broker.stop()
+        elif name == "rules" and self.rules is not None:
+            await self.rules.stop()
+        elif name == "ioc" and self.ioc is not None:
+            await self.ioc.stop()
         elif name == "retention":
             await self.retention.stop()
         elif name == "bus":

@@ -29,12 +29,32 @@ TAGS = [
     {"name": "geography", "description": "The reference city: provinces, districts, checkpoints, places."},
     {"name": "admin", "description": "Dead letters, audit log and users (admin only)."},
     {"name": "sensors", "description": "Latest sensor values for dashboards."},
+    {"name": "rules", "description": "Alert rules: rules as data, versions, dry-run validation."},
+    {"name": "alerts", "description": "Alerts raised by the rules: list, acknowledge, clear."},
+    {"name": "incidents", "description": "The 191 incident workflow: create, assign, dispatch, notes, SLA."},
+    {"name": "agencies", "description": "Agencies and their notification endpoints; deliveries."},
+    {"name": "cap", "description": "CAP 1.2 public warnings and their Atom feed."},
+    {"name": "stream", "description": "Server-Sent Events: alerts, incidents, observations."},
     {"name": "sensorthings", "description": "OGC SensorThings API v1.1 (sensors, datastreams, observations)."},
 ]
 
 
 def create_app(platform: Platform) -> FastAPI:
-    from citydata.api.routes import admin, auth, devices, geography, ops, sensors, sensorthings
+    from citydata.api.routes import (
+        admin,
+        agencies,
+        alerts,
+        auth,
+        cap,
+        devices,
+        geography,
+        incidents,
+        ops,
+        rules,
+        sensors,
+        sensorthings,
+        stream,
+    )
 
     app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
                   docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
@@ -55,7 +75,8 @@ def create_app(platform: Platform) -> FastAPI:
         metrics.http_latency.labels(name).observe(time.perf_counter() - started)
         return response
 
-    routers = [m.router for m in (ops, auth, devices, geography, sensors, admin, sensorthings)]
+    routers = [m.router for m in (ops, auth, devices, geography, sensors, rules, alerts, incidents, agencies, cap,
+                                  stream, admin, sensorthings)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests

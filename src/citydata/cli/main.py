@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from citydata import __version__
-from citydata.cli import city, config, db, importer, server, tokens
+from citydata.cli import city, config, db, importer, rules, server, tokens
 
 app = typer.Typer(name="citydata", help="CityData: City Data Platform and Intelligence Operation Center.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -14,6 +14,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(city.app, name="city")
 app.add_typer(importer.app, name="import")
+app.add_typer(rules.app, name="rules")
 db.app.command("purge")(importer.purge)
 server.register(app)
 

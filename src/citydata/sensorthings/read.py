@@ -74,6 +74,7 @@ class Reader:
         """The condition on the target entity's table that the path implies (404 when a hop is missing)."""
         cond: ColumnElement[bool] | None = None
         prev_entity: Entity | None = None
+        prev_id: int | None = None      # the previous hop resolved to this one entity: join by plain equality
         for hop in path.hops:
             entity = hop.entity
             t = entity.table
@@ -83,24 +84,28 @@ class Reader:
                 assert prev_entity is not None and cond is not None
                 nav = hop.via
                 prev = prev_entity.table
+                parents = select(prev.c.id).where(cond) if prev_id is None else None
                 if nav.kind == "fk_here":
                     here = t.c.id.in_(select(prev.c[nav.column]).where(cond))
                 elif nav.kind == "fk_there":
-                    here = t.c[nav.column].in_(select(prev.c.id).where(cond))
+                    here = t.c[nav.column] == prev_id if parents is None else t.c[nav.column].in_(parents)
                 else:
                     assert nav.link is not None
                     link = nav.link
-                    here = t.c.id.in_(select(link.c[nav.target_column]).where(
-                        link.c[nav.this_column].in_(select(prev.c.id).where(cond))))
+                    owner = link.c[nav.this_column] == prev_id if parents is None else \
+                        link.c[nav.this_column].in_(parents)
+                    here = t.c.id.in_(select(link.c[nav.target_column]).where(owner))
             if hop.id is not None:
                 here = and_(here, t.c.id == hop.id)
             single = hop.id is not None or (hop.via is not None and not hop.via.many)
+            prev_id = None
             if single:
                 found = await self.store.scalar(select(t.c.id).where(here).limit(1))
                 if found is None:
                     raise NotFound(f"{entity.name}{'' if hop.id is None else f'({hop.id})'} not found",
                                    code="entity_not_found")
                 here = t.c.id == found
+                prev_id = int(found)
             cond, prev_entity = here, entity
         assert cond is not None
         return cond

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from citydata.store.types import UTCDateTime
 from citydata.store.writer import BulkInserter, ConflictMode
 
-
 # SQL functions that capabilities add to every SQLite connection ("module:function", resolved lazily on connect,
 # so the store does not import the capabilities at import time). PostgreSQL gets the same through PostGIS or the
 # query compiler's own fallbacks.

@@ -518,7 +518,8 @@ def compile_filter(expr: Expr, entity: Entity, *, dialect: str, postgis: bool = 
 
 def compile_orderby(orderby: list[OrderBy], entity: Entity, *, dialect: str, postgis: bool = False,
                     table: FromClause | None = None, now: datetime | None = None) -> list[ColumnElement[Any]]:
-    """ORDER BY terms for ``orderby`` on ``entity``, ending with ``id`` ascending (stable paging)."""
+    """ORDER BY terms for ``orderby`` on ``entity``, ending with ``id`` (stable paging) in the direction of the
+    last term (ascending when there is none)."""
     from_ = table if table is not None else entity.table
     comp = Compiler(entity, from_, dialect, postgis=postgis, now=now, option="$orderby")
     terms: list[E] = []
@@ -533,10 +534,17 @@ def compile_orderby(orderby: list[OrderBy], entity: Entity, *, dialect: str, pos
         finally:
             comp.aliases = saved
         for key in keys:
+            nullable = bool(getattr(key, "nullable", True))
             if froms:
                 key = select(key).select_from(*froms).where(*conds).limit(1).scalar_subquery()
-            terms.append(key.desc().nulls_last() if item.descending else key.asc().nulls_first())
-    terms.append(from_.c.id.asc())
+                nullable = True
+            if not nullable:   # a NOT NULL column: a plain ASC/DESC lets the engine walk its index
+                terms.append(key.desc() if item.descending else key.asc())
+            else:
+                terms.append(key.desc().nulls_last() if item.descending else key.asc().nulls_first())
+    # the tie-breaker follows the last term's direction, so (key, id) can come straight from an index scan
+    last_desc = bool(orderby) and orderby[-1].descending
+    terms.append(from_.c.id.desc() if last_desc else from_.c.id.asc())
     return terms
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-import citydata.sensorthings.rollups_schema  # noqa: F401 - registers the observation rollup tables
-import citydata.sensorthings.schema  # noqa: F401 - registers the SensorThings tables
+import citydata.sensorthings.rollups_schema
+import citydata.sensorthings.schema
+import citydata.rules.schema
+import citydata.tracking.schema
 import citydata.incidents.schema  # noqa: F401 - registers the IOC tables (alerts, incidents, CAP)
-import citydata.tracking.schema  # noqa: F401 - registers the tracking tables
 from citydata.store.schema import metadata
 
 config = context.config
