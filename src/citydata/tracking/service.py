@@ -534,7 +534,11 @@ class TrackingService:
         async def op(conn: AsyncConnection) -> None:
             await conn.execute(stmt, rows)
 
-        await self.store.write(op, rows=len(rows))
+        try:
+            await self.store.write(op, rows=len(rows))
+        except CityDataError:
+            self._dirty |= dirty                      # try again next round
+            raise
         return len(rows)
 
     # -- zones -----------------------------------------------------------------------------------------------
