@@ -5,6 +5,7 @@ the bus and notifies MQTT subscribers (``sta.changed``)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from citydata.store import Store
 
 log = logging.getLogger(__name__)
+MAX_FLUSH = 2000   # items per ingest transaction
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Created:
     stream_id: int
     multi: bool
     foi_id: int
+    row: dict[str, Any] | None = None   # the stored columns (new observations), to answer without a re-read
 
 
 @dataclass
@@ -58,6 +61,8 @@ class ObservationIngest:
     def __init__(self, store: Store, bus: Bus, clock: Clock, metrics: Metrics, base_url: str) -> None:
         self.store, self.bus, self.clock, self.metrics = store, bus, clock, metrics
         self.base_url = base_url
+        self._pending: list[tuple[list[_Item], asyncio.Future[list[Created | CityDataError]]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def create(self, bodies: Sequence[Any], *, stream_id: int | None = None, multi: bool | None = None,
                      foi_id: int | None = None, channel: str = "http") -> list[Created | CityDataError]:
@@ -72,8 +77,7 @@ class ObservationIngest:
             except CityDataError as err:
                 results[index] = err
         if items:
-            ids = await self.store.allocate_ids(observations, len(items))
-            stored = await self.store.write(lambda conn: self._store(conn, items, ids, now), rows=len(items))
+            stored = await self._submit(items)
             events: list[Event] = []
             changed: list[Event] = []
             for item, outcome in zip(items, stored, strict=True):
@@ -81,21 +85,49 @@ class ObservationIngest:
                 if isinstance(outcome, Created) and outcome.created:
                     events.append(self._received(item, outcome))
                     changed.append(self._changed(item, outcome))
-            for outcome in results:
-                kind = "stored" if isinstance(outcome, Created) else "rejected"
-                if kind == "stored":
-                    self.metrics.ingested.labels("observation", channel).inc()
-                else:
-                    assert isinstance(outcome, CityDataError)
-                    self.metrics.rejected.labels("observation", outcome.code).inc()
             if events:
                 await self.bus.publish_many(events)
                 await self.bus.broadcast(changed)
-        else:
-            for outcome in results:
-                assert isinstance(outcome, CityDataError)
+        for outcome in results:
+            if isinstance(outcome, Created):
+                self.metrics.ingested.labels("observation", channel).inc()
+            else:
                 self.metrics.rejected.labels("observation", outcome.code).inc()
         return results
+
+    # -- micro-batching: concurrent callers share one transaction ----------------------------------------------
+    async def _submit(self, items: list[_Item]) -> list[Created | CityDataError]:
+        """Queue ``items`` for the next flush and wait until they are committed. While one flush is in the
+        writer, new calls gather; the next flush takes them all (up to ``MAX_FLUSH`` items), so the number of
+        statements per commit stays constant however many requests arrive."""
+        fut: asyncio.Future[list[Created | CityDataError]] = asyncio.get_running_loop().create_future()
+        self._pending.append((items, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="sta-ingest-flush")
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch: list[tuple[list[_Item], asyncio.Future[list[Created | CityDataError]]]] = []
+            count = 0
+            while self._pending and (not batch or count + len(self._pending[0][0]) <= MAX_FLUSH):
+                batch.append(self._pending.pop(0))
+                count += len(batch[-1][0])
+            items = [item for call, _ in batch for item in call]
+            try:
+                ids = await self.store.allocate_ids(observations, len(items))
+                now = self.clock.now()
+                stored = await self.store.write(lambda conn: self._store(conn, items, ids, now), rows=len(items))
+            except Exception as err:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            start = 0
+            for part, fut in batch:
+                if not fut.done():
+                    fut.set_result(stored[start:start + len(part)])
+                start += len(part)
 
     # -- parsing -------------------------------------------------------------------------------------------
     def _parse(self, index: int, body: Any, stream_id: int | None, multi: bool | None, foi_id: int | None,
@@ -178,7 +210,7 @@ class ObservationIngest:
             row["dedup_key"] = content_key(row)
             rows.append(row)
             pending.append((item, oid, is_multi, foi))
-            results.append(Created(oid, True, item.stream_id, is_multi, foi))
+            results.append(Created(oid, True, item.stream_id, is_multi, foi, row))
         if rows:
             assert self.store.writer is not None
             bulk = self.store.writer.bulk
@@ -188,8 +220,8 @@ class ObservationIngest:
                                            "ignore", exact=True))[0]
             if new < len(rows):
                 await self._mark_duplicates(conn, rows, results)
-            fresh = [r for r in rows if any(isinstance(x, Created) and x.id == r["id"] and x.created
-                                            for x in results)]
+            created = {x.id for x in results if isinstance(x, Created) and x.created}
+            fresh = [r for r in rows if r["id"] in created]
             if fresh:
                 await self._maintain_streams(conn, fresh, {p[1]: p[2] for p in pending}, now)
         return results

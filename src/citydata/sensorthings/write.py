@@ -26,7 +26,7 @@ from citydata.store.schema import latest_observations, observations
 if TYPE_CHECKING:
     from citydata.bus import Bus
     from citydata.clock import Clock
-    from citydata.sensorthings.ingest import ObservationIngest
+    from citydata.sensorthings.ingest import Created, ObservationIngest
     from citydata.store import Store
 
 log = logging.getLogger(__name__)
@@ -66,17 +66,7 @@ class EntityWriter:
         """Create ``entity`` from ``body``; ``parent`` is the entity and navigation the POST came through
         (``Things(1)/Datastreams``: (Thing, Thing.Datastreams, 1)). Returns the new id."""
         if entity.name == "Observation":
-            stream_id = foi = None
-            multi: bool | None = None
-            if parent is not None:
-                owner, _, pid = parent
-                if owner.name == "FeatureOfInterest":
-                    foi = pid
-                else:
-                    stream_id, multi = pid, owner.name == "MultiDatastream"
-            out = (await self.ingest.create([body], stream_id=stream_id, multi=multi, foi_id=foi))[0]
-            if isinstance(out, CityDataError):
-                raise out
+            out = await self.create_observation(body, parent=parent)
             return out.id
         n_streams = _count_streams(entity, body)
         stream_ids = await self.store.allocate_ids(s.datastreams, n_streams) if n_streams else []
@@ -106,6 +96,22 @@ class EntityWriter:
                 raise failed
         await self._notify(ctx.changes)
         return new_id
+
+    async def create_observation(self, body: Any, *, parent: tuple[Entity, Nav, int] | None = None) -> Created:
+        """One Observation through the ingest path; ``parent`` is the Datastream, MultiDatastream or
+        FeatureOfInterest the POST came through."""
+        stream_id = foi = None
+        multi: bool | None = None
+        if parent is not None:
+            owner, _, pid = parent
+            if owner.name == "FeatureOfInterest":
+                foi = pid
+            else:
+                stream_id, multi = pid, owner.name == "MultiDatastream"
+        out = (await self.ingest.create([body], stream_id=stream_id, multi=multi, foi_id=foi))[0]
+        if isinstance(out, CityDataError):
+            raise out
+        return out
 
     async def _create(self, conn: AsyncConnection, entity: Entity, body: Any, ctx: _Ctx, *,
                       fixed: dict[str, Any] | None = None, extra_links: list[tuple[Nav, int]] | None = None,
