@@ -117,7 +117,8 @@ class ObservationIngest:
             try:
                 ids = await self.store.allocate_ids(observations, len(items))
                 now = self.clock.now()
-                stored = await self.store.write(lambda conn: self._store(conn, items, ids, now), rows=len(items))
+                stored = await self.store.write(lambda conn, i=items, n=ids, t=now: self._store(conn, i, n, t),
+                                                rows=len(items))
             except Exception as err:
                 for _, fut in batch:
                     if not fut.done():
