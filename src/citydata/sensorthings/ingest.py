@@ -6,6 +6,7 @@ the bus and notifies MQTT subscribers (``sta.changed``)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -117,8 +118,7 @@ class ObservationIngest:
             try:
                 ids = await self.store.allocate_ids(observations, len(items))
                 now = self.clock.now()
-                stored = await self.store.write(lambda conn, i=items, n=ids, t=now: self._store(conn, i, n, t),
-                                                rows=len(items))
+                stored = await self.store.write(functools.partial(self._flush_op, items, ids, now), rows=len(items))
             except Exception as err:
                 for _, fut in batch:
                     if not fut.done():
@@ -129,6 +129,10 @@ class ObservationIngest:
                 if not fut.done():
                     fut.set_result(stored[start:start + len(part)])
                 start += len(part)
+
+    async def _flush_op(self, items: list[_Item], ids: list[int], now: datetime,
+                        conn: AsyncConnection) -> list[Created | CityDataError]:
+        return await self._store(conn, items, ids, now)
 
     # -- parsing -------------------------------------------------------------------------------------------
     def _parse(self, index: int, body: Any, stream_id: int | None, multi: bool | None, foi_id: int | None,
