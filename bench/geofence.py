@@ -89,6 +89,7 @@ async def bulk_travellers(platform: Any, n: int, arrived: datetime) -> list[tupl
     from citydata.tracking.schema import tracking_travellers
 
     alphabet = string.ascii_letters + string.digits
+    reported = platform.clock.now()
     out: list[tuple[str, str]] = []
     chunk = 20_000
     for start in range(0, n, chunk):
@@ -103,7 +104,9 @@ async def bulk_travellers(platform: Any, n: int, arrived: datetime) -> list[tupl
                            "revoked_at": None})
             travellers.append({"traveller_id": tid, "status": "active", "checkpoint": "HKT", "arrived_at": arrived,
                                "hotel_id": None, "screening": {"health": "pass"}, "screening_failed": False,
-                               "consent": {"tracking": True}, "device_token_id": token_id, "created_at": arrived})
+                               "consent": {"tracking": True}, "device_token_id": token_id, "created_at": arrived,
+                               # reporting normally: the last report within the last 25 minutes
+                               "last_report_at": reported - timedelta(seconds=random.uniform(0, 1500))})
             out.append((tid, f"cd_{token_id}_{secret}"))
         await platform.store.insert_rows(api_tokens, tokens)
         await platform.store.insert_rows(tracking_travellers, travellers)

@@ -42,10 +42,11 @@ class OverdueMonitor:
     def forget(self, traveller_id: str) -> None:
         self._scheduled.discard(traveller_id)   # its heap entry is dropped when it comes due
 
-    def due(self, now: float) -> list[OverdueHit]:
-        """Travellers that became overdue at or before ``now``."""
+    def due(self, now: float, limit: int = 1_000_000) -> list[OverdueHit]:
+        """Travellers that became overdue at or before ``now`` (at most ``limit``; the rest stay due and come
+        out in the next call, so a storm after an outage is spread over several timer rounds)."""
         hits: list[OverdueHit] = []
-        while self._heap and self._heap[0][0] <= now:
+        while self._heap and self._heap[0][0] <= now and len(hits) < limit:
             _, tid = heapq.heappop(self._heap)
             if tid not in self._scheduled:
                 continue

@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FLUSH_S = 2.0
+OVERDUE_PER_ROUND = 5000      # overdue events per timer round at most (a storm is spread over rounds)
+PUBLISH_CHUNK = 500
 FLAG_TOO_FAST, FLAG_TOO_LATE = 1, 2
 
 
@@ -469,15 +471,26 @@ class TrackingService:
         now = self.clock.now()
         now_s = _ts(now)
         evs: list[Event] = []
-        for hit in self.monitor.due(now_s):
+        hits = []
+        for hit in self.monitor.due(now_s, OVERDUE_PER_ROUND):
             rt = self.travellers.get(hit.traveller_id)
             if rt is None:
                 continue
-            rt.overdue_since = hit.due
-            self._dirty.add(rt.traveller_id)
+            hits.append(rt)
             evs.append(make_event("tracking.overdue", rt.traveller_id, now, {
                 "traveller_id": rt.traveller_id, "last_seen_at": iso(_dt(hit.last_seen)),
                 "overdue_by_s": round(now_s - hit.due, 1)}))
+        try:
+            for i in range(0, len(evs), PUBLISH_CHUNK):
+                await self.bus.publish_many(evs[i:i + PUBLISH_CHUNK])
+        except CityDataError:
+            for rt in hits:                       # not published: they stay due for the next round
+                self.monitor.reported(rt.traveller_id, (rt.last_report or rt.arrived))
+            raise
+        for rt in hits:
+            rt.overdue_since = now_s
+            self._dirty.add(rt.traveller_id)
+        published, evs = evs, []
         for tid in list(self._attention):
             rt = self.travellers.get(tid)
             if rt is None:
@@ -491,7 +504,7 @@ class TrackingService:
                 self._attention.discard(tid)
         if evs:
             await self.bus.publish_many(evs)
-        return evs
+        return published + evs
 
     async def _timer(self) -> None:
         while True:
