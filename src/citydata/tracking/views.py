@@ -147,7 +147,8 @@ class TrackingViews:
         """The guests booked with the caller's hotel (``Principal.agency``); admin may name any hotel."""
         hotel = hotel_id if principal.role == Role.ADMIN and hotel_id else principal.agency
         if not hotel:
-            raise Forbidden("this token is not bound to a hotel (agency)", code="no_hotel")
+            raise ValidationFailed("this token is not bound to a hotel (its agency); admin: give hotel_id",
+                                   code="hotel_required")
         t = tracking_travellers
         rows = await self.svc.store.fetch_all(select(
             t.c.traveller_id, t.c.status, t.c.checkpoint, t.c.arrived_at, t.c.departed_at, t.c.checked_in_at,
