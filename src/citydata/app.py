@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from citydata.sensorthings.mqtt import SensorThingsMqtt
     from citydata.sensorthings.retention import RetentionService
     from citydata.sensorthings.service import SensorThings
+    from citydata.tracking import TrackingService
 
 log = logging.getLogger(__name__)
 INTERNAL_TOKEN_ID = "internal:platform"   # never a real token id (those are url-safe base64)
@@ -73,6 +74,7 @@ class Platform:
         self.sta: SensorThings
         self.ioc: IOC | None = None
         self.rules: RulesService | None = None
+        self.tracking: TrackingService | None = None
         self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
@@ -161,6 +163,12 @@ class Platform:
         self.rules = RulesService(self.store, self.bus, self.clock, geography=self.geography, journal=journal)
         await self.rules.start()          # loads the Phuket rule pack on first start
         self._started.append("rules")
+        from citydata.incidents.access import IncidentBackedAccess
+        from citydata.tracking import start_tracking
+
+        # police roles see a traveller only inside an incident assigned to their agency
+        self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
+        self._started.append("tracking")
         await self._start_mqtt()
         from citydata.incidents.ioc import IOC
 
@@ -325,6 +333,8 @@ class Platform:
             await self.bridge.stop()
         elif name == "broker" and self.broker is not None:
             await self.broker.stop()
+        elif name == "tracking" and self.tracking is not None:
+            await self.tracking.stop()
         elif name == "rules" and self.rules is not None:
             await self.rules.stop()
         elif name == "ioc" and self.ioc is not None:

@@ -252,9 +252,10 @@ class Settings(BaseModel):
         "83", pattern=r"^[0-9]{2}$", title="Home province",
         description="DOPA code of the province whose exit is alerted (Phuket: 83).")
     tracking_direct_alerts: bool = Field(
-        True, title="Tracking alerts without rules",
+        False, title="Tracking alerts without rules",
         description="Raise alert.raised for tracking.left_zone, tracking.overdue and tracking.screening_failed "
-                    "directly from the tracking events (turn off once the rule pack covers them).")
+                    "directly from the tracking events, for deployments that run without the rules engine "
+                    "(the Phuket rule pack covers them).")
 
     @field_validator("secret_key")
     @classmethod

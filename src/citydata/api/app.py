@@ -29,6 +29,8 @@ TAGS = [
     {"name": "geography", "description": "The reference city: provinces, districts, checkpoints, places."},
     {"name": "admin", "description": "Dead letters, audit log and users (admin only)."},
     {"name": "sensors", "description": "Latest sensor values for dashboards."},
+    {"name": "tracking", "description": "Tourist safety: checkpoint arrivals, app location reports, the 191 view, "
+                                        "hotels, health, privacy requests."},
     {"name": "rules", "description": "Alert rules: rules as data, versions, dry-run validation."},
     {"name": "alerts", "description": "Alerts raised by the rules: list, acknowledge, clear."},
     {"name": "incidents", "description": "The 191 incident workflow: create, assign, dispatch, notes, SLA."},
@@ -54,6 +56,7 @@ def create_app(platform: Platform) -> FastAPI:
         sensors,
         sensorthings,
         stream,
+        tracking,
     )
 
     app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
@@ -76,7 +79,7 @@ def create_app(platform: Platform) -> FastAPI:
         return response
 
     routers = [m.router for m in (ops, auth, devices, geography, sensors, rules, alerts, incidents, agencies, cap,
-                                  stream, admin, sensorthings)]
+                                  stream, tracking, admin, sensorthings)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests

@@ -88,6 +88,10 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
     scheme, mhost, mport = parse_mqtt_url(base.mqtt_url)
     if scheme == "embedded" and not port_free(mhost, mport):
         overrides["mqtt_url"] = f"embedded://{mhost}:{pick_free_port(mhost)}"
+    from citydata.sim.tourists import platform_settings
+
+    # tracking intervals scaled to the tourist feed, which runs at up to 30x (it stamps fixes with the wall clock)
+    overrides.update(platform_settings(min(max(speed, 1.0), 30.0)))
     settings = base.model_copy(update=overrides)
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, "text")
 

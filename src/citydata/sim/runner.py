@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import aiomqtt
@@ -26,6 +27,9 @@ from citydata.sim.devices import SimDevice, heartbeat, phuket_devices
 from citydata.sim.environment import STEP_S, EnvironmentFeed, EnvironmentModel
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from citydata.sim.tourists import TouristFeed
 
 
 @dataclass
@@ -38,6 +42,7 @@ class SimulatorConfig:
     mqtt_url: str | None = None           # default: what the platform's /api/v1/info says
     heartbeat_every_s: float = 60.0       # simulated seconds between heartbeat rounds
     environment: bool = True              # run the SensorThings environment feed too
+    tourists: bool = True                 # run the tourist feed (arrivals, app reports, departures)
     start: datetime | None = None         # simulated start time (default: now)
 
 
@@ -66,6 +71,7 @@ class Simulator:
         self.stats = SimulatorStats()
         self._stop = asyncio.Event()
         self.environment: EnvironmentFeed | None = None
+        self.tourists: TouristFeed | None = None   # the tourist feed while it runs (its stats say what it did)
 
     def environment_model(self, start: datetime) -> EnvironmentModel:
         return EnvironmentModel(self.devices, self.config.seed, start)
@@ -88,7 +94,13 @@ class Simulator:
                 await self.environment.setup(http)
                 self.stats.things_created = self.environment.created
             deadline = None if cfg.duration_s is None else time.monotonic() + cfg.duration_s
-            mqtt_task = env_task = None
+            mqtt_task = env_task = tourist_task = None
+            if cfg.tourists:
+                from citydata.sim.tourists import TouristFeed
+
+                # the tourist feed stamps fixes with the wall clock, so it runs at most 30x (see platform_settings)
+                self.tourists = TouristFeed(cfg.seed, speed=min(cfg.speed, 30.0))
+                tourist_task = asyncio.create_task(self.tourists.run(http, self._stop, deadline))
             queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(10_000)
             if mqtt_url:
                 mqtt_task = asyncio.create_task(self._mqtt_sender(mqtt_url, queue))
@@ -101,10 +113,12 @@ class Simulator:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), wait)
             finally:
-                if env_task is not None:
+                if env_task is not None or tourist_task is not None:
                     self._stop.set()
-                    with contextlib.suppress(Exception):
-                        await env_task
+                for task in (env_task, tourist_task):
+                    if task is not None:
+                        with contextlib.suppress(Exception):
+                            await task
                 if mqtt_task is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(queue.join(), 5)

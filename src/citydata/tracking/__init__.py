@@ -31,5 +31,5 @@ async def start_tracking(platform: Platform, incident_access: IncidentAccess | N
     """Build, start and attach (``platform.tracking``) the tracking service."""
     service = build_tracking(platform, incident_access)
     await service.start(timers=timers)
-    setattr(platform, "tracking", service)  # noqa: B010 - until Platform declares the attribute
+    platform.tracking = service
     return service
