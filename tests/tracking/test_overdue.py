@@ -47,7 +47,8 @@ async def test_overdue_raised_by_the_timer_and_cleared_by_a_report(tp: Any, tcli
     assert overdue[0].data["last_seen_at"].startswith(t.isoformat()[:16])
     await wait_until(lambda: recorder.of("alert.raised"))
     raised = [e for e in recorder.of("alert.raised") if e.data["kind"] == "tracking.overdue"]
-    assert len(raised) == 1 and raised[0].data["dedup_key"] == f"tracking.overdue:{tid}"
+    assert len(raised) == 1 and raised[0].data["rule_id"] == "tracking-overdue"   # the Phuket rule pack
+    assert raised[0].data["dedup_key"].endswith(tid) and raised[0].data["subject"] == tid
     attention = tp.tracking.views.attention()["items"]
     assert [(i["traveller_id"], i["reasons"]) for i in attention] == [(tid, ["overdue"])]
     r = await tclient.post("/api/v1/tracking/pings", json={"pings": [ping(dclock.now(), *PATONG)]},
@@ -55,7 +56,7 @@ async def test_overdue_raised_by_the_timer_and_cleared_by_a_report(tp: Any, tcli
     assert r.status_code == 202
     await wait_until(lambda: recorder.of("alert.cleared"))
     assert len(recorder.of("tracking.overdue_cleared")) == 1
-    assert [e.data["dedup_key"] for e in recorder.of("alert.cleared")] == [f"tracking.overdue:{tid}"]
+    assert [e.data["dedup_key"] for e in recorder.of("alert.cleared")] == [raised[0].data["dedup_key"]]
     assert tp.tracking.views.attention()["items"] == []
     # silent again: a second overdue
     dclock.advance(limit + 2 * step)

@@ -18,15 +18,20 @@ log = logging.getLogger(__name__)
 
 
 async def _wait_for_signal() -> None:
+    """Wait for SIGINT or SIGTERM. The handlers stay installed until the event loop closes, so a second signal
+    (a terminal's process group, ``make`` or ``uv`` forwarding it again) does not break the graceful shutdown
+    that the first one started."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("already stopping; waiting for queued writes to flush")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        loop.add_signal_handler(sig, on_signal)
+    await stop.wait()
 
 
 def serve(config: ConfigOpt = None,
