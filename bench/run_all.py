@@ -61,11 +61,57 @@ def _bus(d: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _sta_ingest(d: dict[str, Any]) -> list[Row]:
+    a, b, dd = d["a"], d["b"], d["d"]
+    rows = [
+        {"metric": "(a) single POST /v1.1/Observations (req/s)", "ours": a["ours"]["rps"],
+         "baseline": a["trivial"]["rps"], "baseline_name": "trivial FastAPI JSON POST", "ratio": a["ratio"],
+         "goal": ">= 0.25", "note": f"p50 {a['ours']['p50_ms']:.0f} ms, p99 {a['ours']['p99_ms']:.0f} ms"},
+        {"metric": "(b) CreateObservations, 1,000 per POST (obs/s)", "ours": b["ours"]["obs_per_s"],
+         "baseline": b["raw"]["obs_per_s"], "baseline_name": "raw sqlite3 executemany", "ratio": b["ratio_raw"],
+         "goal": ">= 0.3", "note": f"{b['ratio_single']:.1f} x (a) (goal >= 20)"},
+        {"metric": f"(d) (b) with {dd['rows_stored']['rows_total']:,} rows stored (obs/s)", "ours": dd["full"],
+         "baseline": dd["empty"], "baseline_name": "(b) on a near-empty table", "ratio": dd["ratio"],
+         "goal": ">= 0.7", "note": ""},
+        {"metric": "rows per commit under load, (a) / (b)", "ours": d["rows_per_commit"]["a"],
+         "baseline": d["rows_per_commit"]["b"], "goal": ">= 50", "note": "ours = (a), baseline column = (b)"},
+    ]
+    return rows
+
+
+def _sta_query(d: dict[str, Any]) -> list[Row]:
+    rows = [{"metric": f"{q['name']} (req/s)", "ours": q["api"]["rps"], "baseline": q["sql"]["qps"],
+             "baseline_name": "hand-written SQL, same driver", "ratio": q["ratio"], "goal": ">= 0.5",
+             "note": f"vs floor (trivial GET + SQL) {q['ratio_floor']:.2f}"} for q in d["queries"]]
+    rows.append({"metric": "Observations $top=100 vs a trivial GET", "ours": None, "baseline": d["trivial_get"]["rps"],
+                 "baseline_name": "trivial FastAPI GET", "ratio": d["top100_vs_trivial"], "goal": ">= 0.1",
+                 "note": f"{d['prefill']['rows_total']:,} observations stored"})
+    return rows
+
+
+def _sta_peer(d: dict[str, Any]) -> list[Row]:
+    if "ours" not in d:
+        return [{"metric": "peer comparison", "note": str(d.get("error", "peer did not run"))}]
+    return [
+        {"metric": "single POST Observation (req/s)", "ours": d["ours"]["post"]["rps"],
+         "baseline": d["peer"]["post"]["rps"], "baseline_name": "django-ogc-sensorthings, same machine",
+         "ratio": d["ratio_post"], "goal": ">= 10"},
+        {"metric": "GET Observations?$top=100 (req/s)", "ours": d["ours"]["top100"]["rps"],
+         "baseline": d["peer"]["top100"]["rps"], "baseline_name": "django-ogc-sensorthings, same machine",
+         "ratio": d["ratio_top100"], "goal": ">= 10"},
+    ]
+
+
 # name -> (script args (full), script args (quick), summariser)
 BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], list[Row]]]] = {
     "store_write": (["bench/store_write.py"], ["bench/store_write.py", "--rows", "20000", "--repeat", "1"],
                     _store_write),
     "bus_throughput": (["bench/bus_throughput.py"], ["bench/bus_throughput.py", "--events", "5000"], _bus),
+    "sta_ingest": (["bench/sta_ingest.py"], ["bench/sta_ingest.py", "--quick"], _sta_ingest),
+    "sta_query": (["bench/sta_query.py"], ["bench/sta_query.py", "--quick"], _sta_query),
+    "sta_peer": (["bench/sta_peer.py"], ["bench/sta_peer.py", "--quick"], _sta_peer),
+    "rules": (["bench/rules.py"], ["bench/rules.py", "--events", "10000"], lambda d: d["summary"]),
+    "geofence": (["bench/geofence.py"], ["bench/geofence.py", "--quick"], lambda d: d["summary"]),
 }
 
 
