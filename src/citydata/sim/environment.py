@@ -239,11 +239,15 @@ class EnvironmentModel:
             near = sorted(self.gauges, key=lambda g: dist[g.id])[:2]
             inv = [1 / max(dist[g.id], 0.5) for g in near]
             self.upstream[c.id] = [(g.id, w / sum(inv)) for g, w in zip(near, inv, strict=True)]
-        # the early storm breaks over the nearest gauge upstream of one canal, so that canal floods too
+        # the early storm breaks over the gauge closest to a canal (in Phuket: the town gauge upstream of Khlong
+        # Bang Yai, whose overflow floods the old town), so that canal floods too, in the same sub-district
         self.storms: list[Storm] = []
         if self.gauges:
-            centre = (self.upstream[rng.choice(self.canals).id][0][0] if self.canals and self.gauges
-                      else rng.choice(self.gauges).id)
+            if self.canals:
+                closest = min(self.canals, key=lambda c: min(_km((c.lat, c.lon), (g.lat, g.lon)) for g in self.gauges))
+                centre = self.upstream[closest.id][0][0]
+            else:
+                centre = rng.choice(self.gauges).id
             self.storms.append(Storm(centre, FIRST_STORM_STEP, FIRST_STORM_MM))
         self._monsoon_days: set[int] = set()
         level_pts, oxygen_pts = sandy_creek()
