@@ -22,9 +22,11 @@ from __future__ import annotations
 import abc
 import bisect
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from citydata.rules.selector import Selector, dotted, parse_selector
@@ -174,6 +176,10 @@ class Trigger:
         return max(values) if self.rising else min(values)
 
 
+_TIME = itemgetter(0)
+_VALUE = itemgetter(1)
+
+
 def add_point(st: dict[str, Any], series: str, t: float, v: float, keep_s: float, limits: Limits) -> None:
     """Insert ``(t, v)`` into the series (sorted by time; a late point goes to its place), dropping what is
     older than ``keep_s`` before the newest point and the oldest beyond ``limits.max_points``."""
@@ -194,14 +200,68 @@ def add_point(st: dict[str, Any], series: str, t: float, v: float, keep_s: float
             limits.late_points += 1
             return
         bisect.insort(points, [t, v], key=lambda p: p[0])
+    running_now = st.get("r", {}).get(series)
+    if running_now is not None and running_now[0] < t <= running_now[1]:
+        running_now[2] += v        # a point inside the range the running aggregate already covers
+        running_now[3] += 1
     horizon = points[-1][0] - keep_s
     if points[0][0] <= horizon:
         cut = bisect.bisect_right(points, horizon, key=lambda p: p[0])
+        running = st.get("r", {}).get(series)
+        if running is not None:   # keep the running aggregate right: it covers running[0] < t <= running[1]
+            inside = [p[1] for p in points[:cut] if running[0] < p[0] <= running[1]]
+            running[2] -= math.fsum(inside)
+            running[3] -= len(inside)
+            running[0] = max(running[0], horizon)
         del points[:cut]
     if len(points) > limits.max_points:
         extra = len(points) - limits.max_points
         limits.dropped_points += extra
         del points[:extra]
+        _touch(st, series)
+
+
+def _touch(st: dict[str, Any], series: str) -> None:
+    """Forget the running aggregate of ``series`` (see ``running_sum``)."""
+    running = st.get("r")
+    if running is not None:
+        running.pop(series, None)
+
+
+def running_sum(st: dict[str, Any], series: str, points: list[list[float]], now: float,
+                window: float) -> tuple[float, int]:
+    """(sum, count) of the points with ``now - window < t <= now``, kept incrementally per series.
+
+    The cache ``st["r"][series] = [lo, hi, sum, count]`` covers ``lo < t <= hi``. When the window slides forward
+    only the points that left it and those that entered are visited (each point twice in its life), instead of
+    the whole window at every event. ``add_point`` keeps it right for points inserted out of order and for
+    points it trims; points dropped by the bound, or a window that moved backwards, start the sum again from
+    the points (``_touch``)."""
+    lo, hi = now - window, now
+    running: dict[str, list[float]] = st.setdefault("r", {})
+    cached = running.get(series)
+    key = _TIME
+    if cached is None or lo < cached[0] or hi < cached[1]:
+        a = bisect.bisect_right(points, lo, key=key)
+        b = bisect.bisect_right(points, hi, key=key)
+        total, count = math.fsum(map(_VALUE, points[a:b])), b - a
+    else:
+        old_lo, old_hi, total, count_f = cached
+        count = int(count_f)
+        if lo > old_lo:   # points that left the window (some may already have been trimmed away: skip those)
+            a = bisect.bisect_right(points, old_lo, key=key)
+            b = bisect.bisect_right(points, lo, key=key)
+            gone = points[a:b]
+            total -= math.fsum(map(_VALUE, gone))
+            count -= len(gone)
+        if hi > old_hi:   # points that entered
+            a = bisect.bisect_right(points, max(old_hi, lo), key=key)
+            b = bisect.bisect_right(points, hi, key=key)
+            new = points[a:b]
+            total += math.fsum(map(_VALUE, new))
+            count += len(new)
+    running[series] = [lo, hi, total, float(count)]
+    return total, count
 
 
 def series_figures(st: dict[str, Any], now: float, window: float, min_points: int,
