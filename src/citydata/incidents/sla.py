@@ -6,8 +6,6 @@ escalation agencies (``ioc_escalation_agencies``)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -21,6 +19,7 @@ from citydata.clock import Clock
 from citydata.incidents.model import ACK_MET, SCENE_MET, State
 from citydata.incidents.schema import incident_assignments, incidents
 from citydata.incidents.workflow import IncidentService
+from citydata.ops.periodic import Periodic
 from citydata.store import Store
 from citydata.store.schema import audit_log
 
@@ -34,28 +33,14 @@ class SlaMonitor:
                  escalation_agencies: list[str]) -> None:
         self.store, self.clock, self.incidents = store, clock, incidents_service
         self.interval_s, self.escalation = interval_s, escalation_agencies
-        self._task: asyncio.Task[None] | None = None
         self.breaches = 0
+        self._periodic = Periodic("ioc-sla", clock, interval_s, self.check)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="ioc-sla")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self.clock.sleep(self.interval_s)
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("SLA check failed; trying again at the next tick")
+        await self._periodic.stop()
 
     async def check(self, now: datetime | None = None) -> list[dict[str, Any]]:
         """Record every breach due at ``now`` (default: the clock's now); returns the new breaches."""

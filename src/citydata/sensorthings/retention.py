@@ -20,7 +20,6 @@ nodes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.errors import ValidationFailed
+from citydata.ops.periodic import Periodic
 from citydata.sensorthings import schema as sta
 from citydata.sensorthings.rollups_schema import observation_rollups as rollups
 from citydata.store.schema import latest_observations, observations
@@ -127,28 +127,15 @@ class RetentionService:
         self.day_offset = timedelta(hours=settings.sta_rollup_day_offset_h)
         self.purge_chunk = settings.sta_purge_chunk
         self.last_run: RetentionRun | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("sta-retention", clock, self.interval_s, self.run_once)
 
     # -- the periodic task -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the periodic task (every ``sta_rollup_interval_s`` of the clock; 0 disables it)."""
-        if self.interval_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="sta-retention")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await self.clock.sleep(self.interval_s)
-            try:
-                await self.run_once()
-            except Exception:   # keep the task alive; the next period retries
-                log.exception("observation rollup/purge failed")
+        await self._periodic.stop()
 
     async def run_once(self) -> RetentionRun:
         """Roll up every hour that ended ``sta_rollup_lag_s`` ago, purge raw Observations older than
