@@ -239,7 +239,10 @@ class MqttBridge:
                                         username=self.username, password=self.password,
                                         clean_session=False, keepalive=30,
                                         tls_params=aiomqtt.TLSParameters() if self.tls else None,
-                                        max_queued_incoming_messages=10_000)
+                                        # unbounded here: aiomqtt silently discards what overflows a bounded
+                                        # queue; with manual acknowledgement the broker's in-flight window
+                                        # (messages not yet acknowledged) is what bounds it
+                                        max_queued_incoming_messages=0)
                 # Acknowledge (PUBACK/PUBCOMP) only once the handler has finished (stored or dead-lettered), so a
                 # message received but not yet taken when the connection drops is redelivered by the broker.
                 client._client.manual_ack_set(True)

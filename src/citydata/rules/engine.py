@@ -131,6 +131,7 @@ class RulesEngine:
         self._dirty: set[tuple[str, str]] = set()
         self._removed: set[tuple[str, str]] = set()
         self._out: list[Event] = []
+        self._alert_waiting = asyncio.Event()   # cuts the checkpoint pacing short when an alert is due
         self._published: list[str] = []
         self._since_checkpoint = 0
         self._wake = asyncio.Event()
@@ -444,6 +445,7 @@ class RulesEngine:
     def _emit(self, events: list[Event]) -> None:
         self._out.extend(events)
         self._wake.set()
+        self._alert_waiting.set()
 
     def tick(self, now: float | None = None) -> None:
         """Evaluate time-dependent conditions at ``now`` (default: clock time minus the lateness)."""
@@ -521,8 +523,12 @@ class RulesEngine:
                 continue
             try:
                 await self.checkpoint()
-                if self.options.min_checkpoint_s > 0:
-                    await asyncio.sleep(self.options.min_checkpoint_s)
+                # pace checkpoints that only save state; alerts waiting to go out are checkpointed at once
+                # (the commit itself groups them), so an alert never waits for the pacing
+                if self.options.min_checkpoint_s > 0 and not self._out:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._alert_waiting.wait(), self.options.min_checkpoint_s)
+                    self._alert_waiting.clear()
             except asyncio.CancelledError:
                 raise
             except Exception as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -41,6 +42,9 @@ from citydata.store.types import UTCDateTime
 from citydata.store.writer import ConflictMode, WriteOp, Writer, is_connection_error
 
 log = logging.getLogger(__name__)
+# (store, connection) of the current read session (a contextvar: each request task has its own)
+_READ_SESSION: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar("citydata_read_session",
+                                                                                     default=None)
 ID_BLOCK = 1000
 ID_BLOCK_MAX = 100_000
 CONNECT_TIMEOUT_S = 5.0
@@ -143,10 +147,29 @@ class Store:
     # -- reads -----------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def read(self) -> Any:
-        """A read connection (``async with store.read() as conn``)."""
+        """A read connection (``async with store.read() as conn``): the one of the current ``read_session``
+        when there is one, else a connection from the pool for this block."""
+        shared = _READ_SESSION.get()
+        if shared is not None and shared[0] is self:
+            yield shared[1]
+            return
         assert self.engine is not None, "store not started"
         async with self.engine.connect() as conn:
             yield conn
+
+    @contextlib.asynccontextmanager
+    async def read_session(self) -> Any:
+        """Serve every read inside the block from one pooled connection (one consistent snapshot, one
+        checkout): a request that runs several small queries pays for the pool once."""
+        if _READ_SESSION.get() is not None:
+            yield
+            return
+        async with self.read() as conn:
+            token = _READ_SESSION.set((self, conn))
+            try:
+                yield
+            finally:
+                _READ_SESSION.reset(token)
 
     async def fetch_all(self, stmt: Executable) -> list[RowMapping]:
         async with self.read() as conn:

@@ -75,8 +75,9 @@ async def batch(request: Request, platform: PlatformDep,
 @router.get("/{path:path}", summary="Read entities, properties, navigation paths and $value")
 async def read(path: str, request: Request, platform: PlatformDep,
                caller: Annotated[Principal, Allowed("sensors.read")]) -> Response:
-    status, body, headers = await read_path(platform, path, dict(request.query_params), base_of(request),
-                                            str(request.url).split("?", 1)[0])
+    async with platform.store.read_session():   # the request's queries share one connection
+        status, body, headers = await read_path(platform, path, dict(request.query_params), base_of(request),
+                                                str(request.url).split("?", 1)[0])
     if isinstance(body, (str, bytes)):
         return Response(body, status_code=status, media_type="text/plain", headers=headers)
     return json_response(body, status, headers)
