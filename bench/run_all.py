@@ -112,6 +112,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "sta_peer": (["bench/sta_peer.py"], ["bench/sta_peer.py", "--quick"], _sta_peer),
     "rules": (["bench/rules.py"], ["bench/rules.py", "--events", "10000"], lambda d: d["summary"]),
     "geofence": (["bench/geofence.py"], ["bench/geofence.py", "--quick"], lambda d: d["summary"]),
+    "mqtt_latency": (["bench/mqtt_latency.py"], ["bench/mqtt_latency.py", "--quick"], lambda d: d["summary"]),
 }
 
 
