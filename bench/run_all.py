@@ -139,7 +139,9 @@ def run(name: str, quick: bool) -> dict[str, Any]:
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         seconds = time.monotonic() - started
         record: dict[str, Any] = {"name": name, "command": " ".join([".venv/bin/python", *args]),
-                                  "seconds": round(seconds, 1), "returncode": proc.returncode}
+                                  "seconds": round(seconds, 1), "returncode": proc.returncode,
+                                  "mode": "quick" if quick else "full",
+                                  "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
         if proc.returncode != 0 or not out.exists():
             record["error"] = (proc.stderr or proc.stdout)[-2000:]
             return record
@@ -165,9 +167,10 @@ def write_markdown(results: list[dict[str, Any]], meta: dict[str, Any], history_
              "path with the raw engine (or a bare client) measured in the same run on the same machine.", "",
              f"- date: {meta['date']}", f"- machine: {meta['machine']['cpus']} CPUs, {meta['machine']['cpu']}, "
              f"{meta['machine']['system']}, Python {meta['machine']['python']}",
-             f"- mode: {'quick (scaled down)' if meta['quick'] else 'full'}", ""]
+             "- each section says when it last ran and whether full size or `--quick` (scaled down)", ""]
     for r in results:
-        lines += [f"## {r['name']}", "", f"Command: `{r['command']}` ({r['seconds']} s)", ""]
+        lines += [f"## {r['name']}", "", f"Command: `{r['command']}` ({r['seconds']} s, {r.get('mode', 'full')} "
+                                         f"run of {r.get('date', meta['date'])})", ""]
         if "error" in r:
             lines += ["**Failed:**", "", "```", r["error"].strip(), "```", ""]
             continue
@@ -210,7 +213,7 @@ def main() -> int:
     latest: dict[str, dict[str, Any]] = {}
     for entry in history:
         for r in entry["results"]:
-            latest[r["name"]] = r
+            latest[r["name"]] = {"date": entry["date"], "mode": "quick" if entry.get("quick") else "full", **r}
     ordered = [latest[n] for n in BENCHMARKS if n in latest]
     args.output.write_text(write_markdown(ordered, meta, HISTORY))
     failed = [r["name"] for r in results if "error" in r]
