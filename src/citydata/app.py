@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,21 +37,6 @@ log = logging.getLogger(__name__)
 INTERNAL_TOKEN_ID = "internal:platform"   # never a real token id (those are url-safe base64)
 
 
-@dataclass
-class Component:
-    name: str
-    up: bool = False
-    detail: str = ""
-
-
-@dataclass
-class PlatformStatus:
-    components: dict[str, Component] = field(default_factory=dict)
-
-    def mark(self, name: str, up: bool, detail: str = "") -> None:
-        self.components[name] = Component(name, up, detail)
-
-
 class Platform:
     """Everything one CityData node runs. ``async with Platform(settings) as p:`` starts and stops it."""
 
@@ -61,7 +45,6 @@ class Platform:
         self.clock = clock or SystemClock()
         self.serve_http = serve_http
         self.metrics = Metrics()
-        self.status = PlatformStatus()
         self.store: Store = create_store(self.settings, self.clock)
         self.dead_letters = DeadLetters(self.store, self.clock, self.metrics)
         self.bus: Bus
@@ -124,7 +107,6 @@ class Platform:
         s = self.settings
         await self.store.start()
         self._started.append("store")
-        self.status.mark("store", True, self.store.dialect)
 
         journal = None
         if s.bus_url.startswith("memory://"):
@@ -134,7 +116,6 @@ class Platform:
         self.bus = create_bus(s, journal)
         await self.bus.start()
         self._started.append("bus")
-        self.status.mark("bus", True, s.bus_url.split("://")[0])
 
         self.tokens = TokenService(self.store, self.secret_key, self.clock)
         self.users = UserService(self.store, self.clock)
@@ -192,13 +173,11 @@ class Platform:
         if loaded:
             log.info("loaded the reference city %r", self.settings.city)
         self.geography = await Geography.from_store(self.store)
-        self.status.mark("geography", True, self.settings.city)
 
     async def _start_mqtt(self) -> None:
         s = self.settings
         scheme, host, port = parse_mqtt_url(s.mqtt_url)
         if scheme == "none":
-            self.status.mark("mqtt", True, "disabled")
             return
         if scheme == "embedded":
             self.broker = EmbeddedBroker(host, port, self._verify_mqtt, self._allow_topic, s.mqtt_require_auth)

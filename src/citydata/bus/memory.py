@@ -141,10 +141,6 @@ class _Group:
         self.committed = 0
         self.highest = 0
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._dispatched) - len(self._acked)
-
     def route(self, delivery: Delivery) -> _Member:
         return self.members[partition_of(delivery.event.key, len(self.members))]
 

@@ -87,7 +87,6 @@ class IOC:
         self._started.append("deliveries")
         self.sla.start()
         self._started.append("sla")
-        p.status.mark("ioc", True, f"notifiers: {', '.join(sorted(self.notifiers))}")
 
     async def stop(self) -> None:
         for name in reversed(self._started):

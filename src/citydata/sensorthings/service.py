@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from citydata.errors import CityDataError, ValidationFailed
+from citydata.errors import ValidationFailed
 from citydata.sensorthings.ingest import Created, ObservationIngest
-from citydata.sensorthings.model import DATASTREAM, MULTI_DATASTREAM, OBSERVATION
+from citydata.sensorthings.model import DATASTREAM, OBSERVATION
 from citydata.sensorthings.read import Reader
 from citydata.sensorthings.serialize import prop_value, self_link
 from citydata.sensorthings.write import EntityWriter
@@ -106,9 +106,3 @@ class SensorThings:
                           "components": components, "dataArray@iot.count": len(arrays), "dataArray": arrays})
         return {"value": value}
 
-
-def first_error(results: list[Created | CityDataError]) -> CityDataError | None:
-    return next((r for r in results if isinstance(r, CityDataError)), None)
-
-
-__all__ = ["MULTI_DATASTREAM", "SensorThings", "first_error"]
