@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from citydata.devices import DeviceService
     from citydata.geo import Geography
     from citydata.incidents.ioc import IOC
+    from citydata.reports import ReportService
     from citydata.rules import RulesService
     from citydata.sensorthings.mqtt import SensorThingsMqtt
     from citydata.sensorthings.retention import RetentionService
@@ -58,6 +59,7 @@ class Platform:
         self.ioc: IOC | None = None
         self.rules: RulesService | None = None
         self.tracking: TrackingService | None = None
+        self.reports: ReportService | None = None
         self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
@@ -150,6 +152,10 @@ class Platform:
         # police roles see a traveller only inside an incident assigned to their agency
         self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
         self._started.append("tracking")
+        from citydata.reports import start_reports
+
+        await start_reports(self)
+        self._started.append("reports")
         await self._start_mqtt()
         from citydata.incidents.ioc import IOC
 
@@ -314,6 +320,8 @@ class Platform:
             await self.broker.stop()
         elif name == "tracking" and self.tracking is not None:
             await self.tracking.stop()
+        elif name == "reports" and self.reports is not None:
+            await self.reports.stop()
         elif name == "rules" and self.rules is not None:
             await self.rules.stop()
         elif name == "ioc" and self.ioc is not None:

@@ -273,6 +273,29 @@ class Settings(BaseModel):
 
     @field_validator("db_url")
     @classmethod
+    # -- web: the IOC dashboard and the tourist app
+    map_tile_url: str = Field(
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png", max_length=500, title="Map tile URL",
+        description="XYZ raster tile URL template for the IOC and tourist maps ({z}/{x}/{y}, optional {s}). An "
+                    "empty value draws the vector layers on a plain background (closed networks); when tiles "
+                    "fail to load the map stays usable the same way.")
+    map_tile_attribution: str = Field(
+        "&copy; OpenStreetMap contributors", max_length=500, title="Map tile attribution",
+        description="Attribution shown on the map for the tile layer (HTML).")
+    reports_photo_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=10_000, le=50 * 1024 * 1024, title="Report photo size limit",
+        description="Largest photo accepted with a tourist problem report, in bytes (before re-encoding).")
+    reports_per_client_hour: int = Field(
+        20, ge=1, title="Reports per client and hour",
+        description="Problem reports accepted from one client address per hour; more are refused with 429.")
+    reports_retention_days: int = Field(
+        90, ge=0, title="Report retention (days)",
+        description="The text and photo of a problem report are deleted this many days after it was made "
+                    "(category, place and time are kept for statistics). 0 keeps them.")
+    reports_purge_interval_s: float = Field(
+        3600.0, ge=0, title="Report purge interval (s)",
+        description="How often expired report texts and photos are purged. 0 disables the periodic task.")
+
     def _known_db(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("sqlite:", "postgresql:", "postgres:",
                                                         "postgresql+asyncpg:")):

@@ -39,6 +39,8 @@ TAGS = [
     {"name": "cap", "description": "CAP 1.2 public warnings and their Atom feed."},
     {"name": "stream", "description": "Server-Sent Events: alerts, incidents, observations."},
     {"name": "sensorthings", "description": "OGC SensorThings API v1.1 (sensors, datastreams, observations)."},
+    {"name": "reports", "description": "Tourist problem reports: submit and follow up (public), read (responders)."},
+    {"name": "web", "description": "The IOC dashboard (/ioc/), the tourist app (/app/) and their assets."},
 ]
 
 
@@ -81,11 +83,13 @@ def create_app(platform: Platform) -> FastAPI:
         geography,
         incidents,
         ops,
+        reports,
         rules,
         sensors,
         sensorthings,
         stream,
         tracking,
+        web,
     )
 
     app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
@@ -99,7 +103,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     # the SensorThings router first: most traffic goes there, and its paths only match under /v1.1
     routers = [m.router for m in (sensorthings, ops, auth, devices, geography, sensors, rules, alerts, incidents,
-                                  agencies, cap, stream, tracking, admin)]
+                                  agencies, cap, stream, tracking, admin, reports, web)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests

@@ -105,6 +105,8 @@ PERMISSION_TABLE: tuple[Permission, ...] = (
     _p("users.manage", "Create, disable and change users.", _A),
     _p("admin.deadletters", "Inspect and replay dead letters.", _A),
     _p("audit.read", "Read the audit log.", _A),
+    _p("reports.submit", "Send a problem report from the tourist app and follow it up by its code.", ALL_ROLES),
+    _p("reports.read", "Read tourist problem reports (text and photo; every read audited).", RESPONDERS),
 )
 
 PERMISSIONS: dict[str, frozenset[Role]] = {p.name: p.roles for p in PERMISSION_TABLE}
