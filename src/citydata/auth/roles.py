@@ -107,6 +107,7 @@ PERMISSION_TABLE: tuple[Permission, ...] = (
     _p("audit.read", "Read the audit log.", _A),
     _p("reports.submit", "Send a problem report from the tourist app and follow it up by its code.", ALL_ROLES),
     _p("reports.read", "Read tourist problem reports (text and photo; every read audited).", RESPONDERS),
+    _p("web.pages", "Load the IOC dashboard and tourist app pages and their assets (never data).", ALL_ROLES),
 )
 
 PERMISSIONS: dict[str, frozenset[Role]] = {p.name: p.roles for p in PERMISSION_TABLE}

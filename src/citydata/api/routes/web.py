@@ -47,23 +47,23 @@ def _page(name: str) -> Response:
 
 @router.get("/ioc", summary="The IOC dashboard (redirect)", include_in_schema=False)
 @router.get("/app", summary="The tourist app (redirect)", include_in_schema=False)
-async def no_slash() -> Response:
+async def no_slash(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     return RedirectResponse("./", status_code=308)
 
 
 @router.get("/ioc/", summary="The IOC dashboard (operators log in on the page)", response_class=FileResponse)
-async def ioc_page() -> Response:
+async def ioc_page(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     return _page("ioc")
 
 
 @router.get("/app/", summary="The tourist web app (public, installable)", response_class=FileResponse)
-async def app_page() -> Response:
+async def app_page(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     return _page("app")
 
 
 @router.get("/ioc/config.js", summary="The dashboard's runtime settings", response_class=Response)
 @router.get("/app/config.js", summary="The tourist app's runtime settings", response_class=Response)
-async def config_js(platform: PlatformDep) -> Response:
+async def config_js(platform: PlatformDep, caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     s = platform.settings
     config = {"tileUrl": s.map_tile_url, "tileAttribution": s.map_tile_attribution, "timezone": s.timezone,
               "city": s.city, "k": s.tracking_k}
@@ -73,7 +73,8 @@ async def config_js(platform: PlatformDep) -> Response:
 
 
 @router.get("/app/{name}", summary="The tourist app's service worker, manifest and icons", response_class=Response)
-async def page_file(name: Annotated[str, PathParam(pattern=r"^[a-z0-9.-]+$")]) -> Response:
+async def page_file(name: Annotated[str, PathParam(pattern=r"^[a-z0-9.-]+$")],
+                    caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     media = PAGE_FILES.get(name)
     if media is None:
         raise NotFound(f"no file {name}", code="not_found")
@@ -85,7 +86,8 @@ async def page_file(name: Annotated[str, PathParam(pattern=r"^[a-z0-9.-]+$")]) -
 
 @router.get("/static/{path:path}", summary="Built web assets (content-hashed names, cached for a year)",
             response_class=FileResponse)
-async def static_file(path: Annotated[str, PathParam(pattern=SAFE_PATH)]) -> Response:
+async def static_file(path: Annotated[str, PathParam(pattern=SAFE_PATH)],
+                      caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
     immutable = path.startswith("assets/")
     return FileResponse(_file(path), headers={
         "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",
