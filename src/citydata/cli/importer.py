@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from citydata.cli.common import ConfigOpt, fail, run, settings_from
+from citydata.cli.datasets import import_dataset
 from citydata.errors import CityDataError
 
 app = typer.Typer(help="Import data from files (through the same write path as live data).", no_args_is_help=True)
+app.command("dataset")(import_dataset)
 
 
 def _count_lines(path: Path) -> int:

@@ -8,6 +8,8 @@ import citydata.sensorthings.rollups_schema
 import citydata.sensorthings.schema
 import citydata.rules.schema
 import citydata.tracking.schema
+import citydata.datasets.schema
+import citydata.opendata.schema
 import citydata.reports.schema
 import citydata.incidents.schema  # noqa: F401 - registers the IOC tables (alerts, incidents, CAP)
 from citydata.store.schema import metadata
