@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from citydata.auth import AuditLog, FailureThrottle, Principal, SessionService, TokenService, UserService
     from citydata.bus import Bus
+    from citydata.cluster.node import ClusterNode
     from citydata.devices import DeviceService
     from citydata.geo import Geography
     from citydata.incidents.ioc import IOC
@@ -59,6 +60,7 @@ class Platform:
         self.ioc: IOC | None = None
         self.rules: RulesService | None = None
         self.tracking: TrackingService | None = None
+        self.cluster: ClusterNode | None = None   # multi-node mode (partitioned NATS bus): docs/scale.md
         self.reports: ReportService | None = None
         self.retention: RetentionService
         self.geography: Geography | None = None
@@ -107,6 +109,9 @@ class Platform:
 
         self.check_ports()
         s = self.settings
+        if s.node_role != "all" and s.bus_url.startswith("memory://"):
+            raise ValidationFailed(f"role {s.node_role!r} needs the shared NATS bus (CITYDATA_BUS_URL=nats://...); "
+                                   "a node on the in-process bus runs every role")
         await self.store.start()
         self._started.append("store")
 
@@ -118,6 +123,7 @@ class Platform:
         self.bus = create_bus(s, journal)
         await self.bus.start()
         self._started.append("bus")
+        clustered = self.bus.partitions > 0   # timers, tracking and consumers then follow the cluster's leases
 
         self.tokens = TokenService(self.store, self.secret_key, self.clock)
         self.users = UserService(self.store, self.clock)
@@ -138,30 +144,38 @@ class Platform:
         from citydata.sensorthings.retention import RetentionService
 
         self.retention = RetentionService(self.store, self.clock, s)
-        await self.retention.start()
-        self._started.append("retention")
+        if not clustered:
+            await self.retention.start()
+            self._started.append("retention")
         from citydata.rules import RulesService
 
         # journal: the in-process bus's log (None on NATS, where the engine acknowledges only checkpointed events)
         self.rules = RulesService(self.store, self.bus, self.clock, geography=self.geography, journal=journal)
-        await self.rules.start()          # loads the Phuket rule pack on first start
+        await self.rules.start(engine=not clustered)  # loads the Phuket rule pack on first start
         self._started.append("rules")
         from citydata.incidents.access import IncidentBackedAccess
         from citydata.tracking import start_tracking
 
         # police roles see a traveller only inside an incident assigned to their agency
-        self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
-        self._started.append("tracking")
+        if not clustered:   # clustered: the leader runs it (cluster/node.py)
+            self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
+            self._started.append("tracking")
         from citydata.reports import start_reports
 
         await start_reports(self)
         self._started.append("reports")
-        await self._start_mqtt()
+        if s.node_role in ("all", "ingest"):
+            await self._start_mqtt()
         from citydata.incidents.ioc import IOC
 
         self.ioc = IOC(self)
-        await self.ioc.start()
+        await self.ioc.start(consumers=not clustered)
         self._started.append("ioc")
+        if clustered:
+            from citydata.cluster import start_cluster
+
+            self.cluster = await start_cluster(self)
+            self._started.append("cluster")
         self._register_metrics()
 
         from citydata.api.app import create_app
@@ -296,6 +310,8 @@ class Platform:
         out["bus"] = {"ok": bus_ok, "detail": self.bus.describe()}
         if self.bridge is not None:
             out["mqtt"] = {"ok": self.bridge.connected.is_set(), "detail": self.mqtt_url}
+        if self.cluster is not None:
+            out["cluster"] = self.cluster.readiness()
         for name, info in out.items():
             self.metrics.up.labels(name).set(1 if info["ok"] else 0)
         return out
@@ -324,6 +340,8 @@ class Platform:
             await self.reports.stop()
         elif name == "rules" and self.rules is not None:
             await self.rules.stop()
+        elif name == "cluster" and self.cluster is not None:
+            await self.cluster.stop()
         elif name == "ioc" and self.ioc is not None:
             await self.ioc.stop()
         elif name == "retention":

@@ -73,6 +73,22 @@ class Settings(BaseModel):
     bus_subject_prefix: str = Field("citydata", title="Bus subject prefix",
                                     description="Prefix of every bus subject (lets several platforms share NATS).")
 
+    # -- multi-node (NATS JetStream bus); see docs/scale.md
+    node_role: Literal["all", "api", "ingest", "rules"] = Field(
+        "all", title="Node role",
+        description="What this node runs: api (HTTP only, no consumers), ingest (MQTT bridge and HTTP ingest), "
+                    "rules (rules engines, geofence and timers, IOC consumers) or all. `citydata serve --role`.")
+    node_id: str | None = Field(None, title="Node id",
+                                description="Unique name of this node in the cluster (default: host-pid).")
+    bus_partitions: int = Field(16, ge=0, le=1024, title="Bus partitions",
+                                description="Key partitions of the NATS bus (events hashed by key; each partition "
+                                            "is worked by one rules node at a time). 0: one unpartitioned log "
+                                            "(one rules node). Fixed for the life of a stream.")
+    cluster_lease_s: float = Field(6.0, gt=0.5, title="Cluster lease (s)",
+                                   description="Partition and leader leases in the JetStream key-value bucket "
+                                               "expire this long after a node stops renewing them (a killed "
+                                               "node's work is taken over after about this long).")
+
     # -- MQTT
     mqtt_url: str = Field("embedded://127.0.0.1:1883", title="MQTT URL",
                           description="embedded://HOST:PORT runs the in-process broker; mqtt://HOST:PORT uses "

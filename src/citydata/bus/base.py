@@ -8,6 +8,9 @@ Two ways to receive:
   of the group; the handler's successful return acknowledges it, an exception makes it redelivered. A group
   resumes where it stopped after a restart (where the implementation is durable: JetStream, or the in-process
   bus with a journal). Members of one group get per-key order: events with the same key go to the same member.
+* ``consume(..., partition=k)``: on a partitioned bus (``partitions > 0``: NATS in multi-node mode) the member
+  receives only partition ``k`` of the group (events whose key hashes to ``k``, ``citydata.cluster.partition``);
+  one member per (group, partition), chosen by the cluster's partition leases, keeps per-key order across nodes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,17 @@ from citydata.events import Event
 
 Handler = Callable[["Delivery"], Awaitable[None]]
 StartAt = Literal["new", "all"]
+_FANOUT: set[str] = set()
+
+
+def register_fanout_kind(kind: str) -> None:
+    """Declare a control kind that every partition must see (a partitioned bus publishes one copy into each
+    partition): e.g. ``rules.changed``, which every partition's rules engine applies at its position."""
+    _FANOUT.add(kind)
+
+
+def fanout_kinds() -> frozenset[str]:
+    return frozenset(_FANOUT)
 
 
 @dataclass(slots=True)
@@ -31,6 +45,10 @@ class Delivery:
     seq: int
     attempt: int = 1
     group: str | None = None
+    # False while more events of the same fetched batch follow: a handler that acknowledges only what it has
+    # committed (the rules engine on NATS) waits for its commit on the last event of a batch, and the bus
+    # acknowledges the batch's events after that handler returns.
+    last_in_batch: bool = True
 
     @property
     def redelivered(self) -> bool:
@@ -69,6 +87,7 @@ class Bus(abc.ABC):
     """Publish typed events; subscribe live; consume durably in named groups."""
 
     stats: BusStats
+    partitions: int = 0     # > 0: events are spread over that many key partitions (see ``consume``)
 
     @abc.abstractmethod
     async def start(self) -> None: ...
@@ -94,10 +113,16 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
         """Join the durable consumer group ``group``. After ``max_attempts`` failures an event is
         dead-lettered (counted, and kept where the implementation can keep it) so one poison event never
-        blocks the group."""
+        blocks the group. ``partition``: only that key partition (partitioned buses only)."""
+
+    async def ensure_group(self, group: str, pattern: str, *, start: StartAt = "new",
+                           partition: int | None = None) -> None:
+        """Create the durable group's position now, without consuming, so events published from now on wait
+        for it even before any member joins (a no-op where groups are not durable server-side)."""
+        return None
 
     @abc.abstractmethod
     async def healthy(self) -> bool: ...

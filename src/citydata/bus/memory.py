@@ -270,7 +270,9 @@ class MemoryBus(Bus):
         return sub
 
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
+        if partition is not None:
+            raise ValueError("the in-process bus is not partitioned")
         async with self._lock:
             existing = self._groups.get(group)
             if existing is not None:

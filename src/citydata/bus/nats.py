@@ -22,8 +22,20 @@
 Order: with one member per group, events are handled in stream order (a failed event is redelivered after
 its backoff and does not hold back the events behind it, so a poison event never blocks a group). With
 several members of one group, JetStream hands each fetched batch to whichever member asks, so there is no
-per-key order across members; keeping per-key order with several members (partitioned subjects, one
-partition per member) is the job of the multi-node work, not of this module.
+per-key order across members.
+
+Partitions (multi-node mode, ``partitions > 0``): every event is published on ``{prefix}.p.{k}.{kind}`` where
+``k = partition_of(event.key, partitions)``; a kind registered with ``register_fanout_kind`` (control events
+such as ``rules.changed``) is published once into every partition (message ids ``{id}.p{k}``), so each
+partitioned consumer sees it at a well-defined position of its partition. ``consume(group, pattern,
+partition=k)`` binds the durable consumer ``{group}.p{k}`` filtered on ``{prefix}.p.{k}.{pattern}``; the
+cluster (``citydata.cluster``) gives each partition to one node at a time, so per-key order holds across
+nodes. ``consume`` without a partition reads every partition (``{prefix}.p.*.{pattern}``) in stream order.
+
+Acknowledgements: the events of one fetched batch are acknowledged together after the batch is handled
+(``Delivery.last_in_batch`` marks the last one), so a handler that must commit before acknowledging (the rules
+engine) commits once per batch, not once per event. A member stopped in the middle of a batch hands back
+(naks) the events it has not acknowledged; consumers are idempotent, so a redelivery is harmless.
 
 Connection loss: nats-py reconnects forever (``max_reconnect_attempts=-1``); a publish that gets no
 acknowledgement is retried with the same message id until ``publish_timeout``, then raises ``Unavailable``.
@@ -48,8 +60,10 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.kv import KeyValue
 
-from citydata.bus.base import Bus, BusStats, Consumer, Delivery, Handler, StartAt, Subscription
+from citydata.bus.base import Bus, BusStats, Consumer, Delivery, Handler, StartAt, Subscription, fanout_kinds
+from citydata.cluster.partition import partition_of
 from citydata.errors import Conflict, Unavailable
 from citydata.events import Event
 
@@ -169,22 +183,44 @@ class _Member(Consumer):
                 continue
             delay = 0.05
             self._local = len(msgs)
-            handled = 0
+            done: list[Msg] = []     # handled, acknowledged when the whole batch is
+            complete = False
             try:
-                for msg in msgs:
+                for i, msg in enumerate(msgs):
                     if self._stopping:
                         break
-                    await self._handle(msg)
-                    handled += 1
+                    if await self._handle(msg, last=i == len(msgs) - 1):
+                        done.append(msg)
                     self._local -= 1
+                else:
+                    complete = True
+                if complete:
+                    for msg in done:
+                        await self._settle(msg)
+                    done = []
             finally:
-                for rest in msgs[handled:]:  # stopping: hand them back now rather than after ack_wait
+                # stopping (or failing) mid-batch: hand back what is not acknowledged now rather than after
+                # ack_wait; a handled event comes back too (its effect may not be committed), consumers are
+                # idempotent
+                settled = {id(m) for m in msgs} - {id(m) for m in done} if complete else set()
+                for rest in msgs:
+                    if id(rest) in settled:
+                        continue
                     with contextlib.suppress(Exception):  # (one already settled raises; ignored)
                         await rest.nak()
                 self._local = 0
             bus.stats.queue_depths[f"consumer:{self.name}"] = self.pending()
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _settle(self, msg: Msg) -> None:
+        try:
+            await msg.ack()
+            self.bus.stats.delivered += 1
+        except Exception as err:  # the connection went away mid-ack: the server redelivers after ack_wait
+            log.warning("consumer %s could not acknowledge a message (%s)", self.name, type(err).__name__)
+
+    async def _handle(self, msg: Msg, *, last: bool = True) -> bool:
+        """Handle one message; True when it is to be acknowledged with its batch (it was handled), False
+        when it is settled already (nak, term, skipped)."""
         bus = self.bus
         try:
             meta = msg.metadata
@@ -196,9 +232,9 @@ class _Member(Consumer):
                     await msg.ack()
                 else:
                     await msg.term()
-                return
+                return False
             try:
-                await self.handler(Delivery(event, seq, attempt, self.group))
+                await self.handler(Delivery(event, seq, attempt, self.group, last_in_batch=last))
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await msg.nak()  # stopped mid-handler: redeliver now, not after ack_wait
@@ -213,13 +249,13 @@ class _Member(Consumer):
                 else:
                     bus.stats.redelivered += 1
                     await msg.nak(delay=_backoff(attempt))
-                return
-            await msg.ack()
-            bus.stats.delivered += 1
+                return False
+            return True
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the connection went away mid-ack: the server redelivers after ack_wait
             log.warning("consumer %s could not settle a message (%s)", self.name, type(err).__name__)
+            return False
 
     async def close(self) -> None:
         self._stopping = True
@@ -249,8 +285,10 @@ class NatsBus(Bus):
 
     def __init__(self, url: str, *, stream: str, prefix: str, queue_size: int,
                  connect_timeout: float = 5.0, publish_timeout: float = 10.0, ack_wait: float = 30.0,
-                 fetch_batch: int = 256, fetch_timeout: float = 1.0, close_grace_s: float = 5.0) -> None:
+                 fetch_batch: int = 256, fetch_timeout: float = 1.0, close_grace_s: float = 5.0,
+                 partitions: int = 0) -> None:
         self.url, self.stream, self.prefix = url, stream, prefix.rstrip(".")
+        self.partitions = max(0, partitions)
         self.queue_size = queue_size
         self.connect_timeout, self.publish_timeout, self.ack_wait = connect_timeout, publish_timeout, ack_wait
         self.fetch_batch, self.fetch_timeout, self.close_grace_s = fetch_batch, fetch_timeout, close_grace_s
@@ -265,10 +303,23 @@ class NatsBus(Bus):
         self._lock = asyncio.Lock()
 
     def describe(self) -> str:
-        return f"NatsBus(stream={self.stream}, prefix={self.prefix})"
+        parts = f", partitions={self.partitions}" if self.partitions else ""
+        return f"NatsBus(stream={self.stream}, prefix={self.prefix}{parts})"
 
-    def subject(self, kind_or_pattern: str) -> str:
-        return f"{self.prefix}.{kind_or_pattern}"
+    def subject(self, kind_or_pattern: str, partition: int | str | None = None) -> str:
+        """The subject of a kind (or a pattern) in one partition (``"*"``: every partition); on an
+        unpartitioned bus the partition is ignored."""
+        if not self.partitions:
+            return f"{self.prefix}.{kind_or_pattern}"
+        return f"{self.prefix}.p.{'*' if partition is None else partition}.{kind_or_pattern}"
+
+    def targets(self, event: Event) -> list[tuple[str, str]]:
+        """(subject, message id) of each copy of an event: one, or one per partition for a fan-out kind."""
+        if not self.partitions:
+            return [(self.subject(event.kind), event.id)]
+        if event.kind in fanout_kinds():
+            return [(self.subject(event.kind, k), f"{event.id}.p{k}") for k in range(self.partitions)]
+        return [(self.subject(event.kind, partition_of(event.key, self.partitions)), event.id)]
 
     def live_subject(self, kind_or_pattern: str) -> str:
         """Subjects of broadcast (live-only) events: outside the stream, so JetStream never stores them."""
@@ -354,14 +405,20 @@ class NatsBus(Bus):
 
     # -- publishing ------------------------------------------------------------------------------------------
     async def publish(self, event: Event) -> int:
+        seq = 0
+        for subject, msg_id in self.targets(event):
+            seq = await self._publish_one(subject, msg_id, event)
+        return seq
+
+    async def _publish_one(self, subject: str, msg_id: str, event: Event) -> int:
         js = self._jetstream()
         deadline = time.monotonic() + self.publish_timeout
         delay = 0.05
         while True:
             try:
-                ack = await js.publish(self.subject(event.kind), event.to_bytes(),
+                ack = await js.publish(subject, event.to_bytes(),
                                        timeout=max(0.1, min(2.0, deadline - time.monotonic())),
-                                       headers={"Nats-Msg-Id": event.id})
+                                       headers={"Nats-Msg-Id": msg_id})
             except (TimeoutError, nats.js.errors.NoStreamResponseError,
                     nats.errors.ConnectionReconnectingError) as err:
                 # Safe to retry: the stream drops a second copy with the same Nats-Msg-Id.
@@ -383,11 +440,14 @@ class NatsBus(Bus):
         if not events:
             return []
         js = self._jetstream()
+        if any(len(self.targets(e)) > 1 for e in events):   # fan-out kinds (rare): one by one, in order
+            return [await self.publish(e) for e in events]
         futures: list[asyncio.Future[Any] | None] = []
         try:
             for event in events:
-                futures.append(await js.publish_async(self.subject(event.kind), event.to_bytes(),
-                                                      headers={"Nats-Msg-Id": event.id}))
+                subject, msg_id = self.targets(event)[0]
+                futures.append(await js.publish_async(subject, event.to_bytes(),
+                                                      headers={"Nats-Msg-Id": msg_id}))
         except nats.errors.Error as err:
             log.warning("pipelined publish interrupted (%s); retrying one by one", type(err).__name__)
         futures.extend([None] * (len(events) - len(futures)))
@@ -402,7 +462,8 @@ class NatsBus(Bus):
                 seqs.append(int(maybe.result().seq))
                 self.stats.published += 1
             else:
-                seqs.append(await self.publish(event))
+                subject, msg_id = self.targets(event)[0]
+                seqs.append(await self._publish_one(subject, msg_id, event))
         return seqs
 
     async def _dead_letter(self, durable: str, msg: Msg, event: Event, seq: int, reason: str) -> None:
@@ -422,7 +483,7 @@ class NatsBus(Bus):
         except Exception:
             log.error("message on %s is not an event; skipped", msg.subject)
             return None
-        if msg.subject != self.subject(event.kind):
+        if msg.subject not in {subject for subject, _ in self.targets(event)}:
             log.error("event %s of kind %s arrived on %s; skipped", event.id, event.kind, msg.subject)
             return None
         return event
@@ -443,15 +504,9 @@ class NatsBus(Bus):
         return sub
 
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
         js = self._jetstream()
-        durable = consumer_name(group)
-        subject = self.subject(pattern)
-        config = ConsumerConfig(
-            durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL if start == "all" else DeliverPolicy.NEW,
-            ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=self.queue_size,
-            description=f"citydata consumer group {group}"[:200])
+        durable, subject, config = self._consumer_config(group, pattern, start, partition)
         async with self._lock:
             try:
                 try:
@@ -468,11 +523,49 @@ class NatsBus(Bus):
             except Exception as err:
                 raise Unavailable(f"NATS consumer {durable} could not be bound ({type(err).__name__})",
                                   code="bus_unavailable") from err
-            index = self._member_count.get(group, 0)
-            self._member_count[group] = index + 1
-            member = _Member(self, group, durable, psub, handler, max_attempts, index)
+            name = group if partition is None else f"{group}.p{partition}"
+            index = self._member_count.get(name, 0)
+            self._member_count[name] = index + 1
+            member = _Member(self, name, durable, psub, handler, max_attempts, index)
             self._members.add(member)
             return member
+
+    async def ensure_group(self, group: str, pattern: str, *, start: StartAt = "new",
+                           partition: int | None = None) -> None:
+        js = self._jetstream()
+        durable, _, config = self._consumer_config(group, pattern, start, partition)
+        try:
+            try:
+                await js.consumer_info(self.stream, durable)
+            except nats.js.errors.NotFoundError:
+                await js.add_consumer(self.stream, config)
+        except Exception as err:
+            raise Unavailable(f"NATS consumer {durable} could not be created ({type(err).__name__})",
+                              code="bus_unavailable") from err
+
+    def _consumer_config(self, group: str, pattern: str, start: StartAt,
+                         partition: int | None) -> tuple[str, str, ConsumerConfig]:
+        if partition is not None and not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} out of range (the bus has {self.partitions} partitions)")
+        durable = consumer_name(group if partition is None else f"{group}.p{partition}")
+        subject = self.subject(pattern, partition)
+        config = ConsumerConfig(
+            durable_name=durable, filter_subject=subject, ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL if start == "all" else DeliverPolicy.NEW,
+            ack_wait=self.ack_wait, max_deliver=-1, max_ack_pending=self.queue_size,
+            description=f"citydata consumer group {group}"[:200])
+        return durable, subject, config
+
+    async def key_value(self, bucket: str, ttl: float) -> KeyValue:
+        """The JetStream key-value bucket ``bucket`` (created when missing) whose entries expire after ``ttl``
+        seconds without a rewrite (the cluster's leases)."""
+        from citydata.cluster.leases import kv_config
+
+        js = self._jetstream()
+        try:
+            return await js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            return await js.create_key_value(kv_config(bucket, ttl))
 
     def queue_depths(self) -> dict[str, int]:
         depths = {f"consumer:{m.name}": m.pending() for m in self._members}

@@ -36,18 +36,26 @@ async def _wait_for_signal() -> None:
 
 def serve(config: ConfigOpt = None,
           host: Annotated[str | None, typer.Option(help="Bind address (CITYDATA_HTTP_HOST).")] = None,
-          port: Annotated[int | None, typer.Option(help="HTTP port (CITYDATA_HTTP_PORT).")] = None) -> None:
+          port: Annotated[int | None, typer.Option(help="HTTP port (CITYDATA_HTTP_PORT).")] = None,
+          role: Annotated[str | None, typer.Option(
+              help="What this node runs (CITYDATA_NODE_ROLE): api (HTTP only, no consumers), ingest (MQTT "
+                   "bridge and HTTP ingest), rules (rules engines, geofence, timers, IOC consumers) or all "
+                   "(default). Roles other than all need CITYDATA_BUS_URL=nats://...")] = None,
+          node_id: Annotated[str | None, typer.Option(help="Unique node name in the cluster "
+                                                           "(CITYDATA_NODE_ID).")] = None) -> None:
     """Run the platform until Ctrl-C or SIGTERM. Fails at once, naming the port, when a port is taken."""
     from citydata.app import Platform
     from citydata.ops.logging import configure_logging
 
-    settings = settings_from(config, http_host=host, http_port=port)
+    settings = settings_from(config, http_host=host, http_port=port, node_role=role, node_id=node_id)
     configure_logging(settings.log_level, settings.log_format)
 
     async def go() -> None:
         async with Platform(settings, serve_http=True) as platform:
+            cluster = f", cluster node {platform.cluster.node_id} role {platform.cluster.role}" \
+                if platform.cluster is not None else ""
             print(f"CityData serving on {platform.settings.base_url} (docs: {platform.settings.base_url}/docs, "
-                  f"MQTT: {platform.mqtt_url or 'off'})", flush=True)
+                  f"MQTT: {platform.mqtt_url or 'off'}{cluster})", flush=True)
             await _wait_for_signal()
             print("stopping: flushing queued writes", flush=True)
 

@@ -58,7 +58,10 @@ class IOC:
         bridge = self.platform.bridge
         return bool(await bridge.publish(topic, payload, qos=1)) if bridge is not None else False
 
-    async def start(self) -> None:
+    async def start(self, *, consumers: bool = True) -> None:
+        """Build and start everything; ``consumers=False`` (a cluster node that is not the leader) leaves the
+        alert and CAP consumers, the notification sender and the SLA timer off: ``start_consumers`` starts
+        them when this node becomes the leader (they must run once cluster-wide)."""
         p, s = self.platform, self.platform.settings
         register_ioc_events()
         self.http = httpx.AsyncClient(follow_redirects=False, timeout=s.ioc_delivery_timeout_s)
@@ -79,6 +82,10 @@ class IOC:
 
         await self.live.start()
         self._started.append("live")
+        if consumers:
+            await self.start_consumers()
+
+    async def start_consumers(self) -> None:
         await self.alerts.start()
         self._started.append("alerts")
         await self.cap.start()
@@ -87,6 +94,15 @@ class IOC:
         self._started.append("deliveries")
         self.sla.start()
         self._started.append("sla")
+
+    async def stop_consumers(self) -> None:
+        for name in ("sla", "deliveries", "cap", "alerts"):
+            if name in self._started:
+                self._started.remove(name)
+                try:
+                    await getattr(self, name).stop()
+                except Exception:
+                    log.exception("stopping %s failed", name)
 
     async def stop(self) -> None:
         for name in reversed(self._started):

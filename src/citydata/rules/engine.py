@@ -28,6 +28,16 @@ a value older than its newest one; a window inserts it in place when still insid
 injectable clock (``clock.sleep(tick_s)``) evaluates time-dependent conditions (windows emptying, absence,
 event holds) at clock time minus the lateness, and writes periodic checkpoints.
 
+**Partitions (multi-node).** On a partitioned bus each partition ``k`` has its own engine (``scope="local"``,
+checkpoint ``p<k>``, consumer ``rules.p<k>``) with the rules whose instances never span two event keys
+(``group_by`` datastream, key or traveller: every fact of an instance comes from events of one key, so of one
+partition); the node holding the cluster leader lease runs one more engine (``scope="global"``, checkpoint
+``global``) for the rules that group across keys (zone, device, none, ...), reading every partition in stream
+order. The node taking a partition over restores its checkpoint and resumes its durable consumer, so no
+event is applied twice or lost. In sync mode the engine waits for its checkpoint on the last event of each
+fetched batch (``Delivery.last_in_batch``), and the bus acknowledges the batch after that: one commit per
+batch, not per event.
+
 **Dedup.** One firing state per dedup key (``<rule id>:<instance key>``): a raise, updates at most once per the
 rule's ``renotify`` (event time) when new evidence came in, and a clear. A flapping sensor inside the
 hysteresis band changes nothing.
@@ -44,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from citydata.bus.base import Bus, Consumer, Delivery
+from citydata.bus.base import Bus, Consumer, Delivery, register_fanout_kind
 from citydata.clock import Clock
 from citydata.events import Event
 from citydata.rules.catalogue import Catalogue, StreamInfo, zone_of
@@ -60,6 +70,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CHANGED = "rules.changed"
 IGNORED_PREFIXES = ("alert.", "cap.")
+LOCAL_GROUPS = frozenset({"datastream", "key", "traveller"})   # instances of one event key (so one partition)
+register_fanout_kind(CHANGED)   # every partition's engine reloads at its own position
 
 
 @dataclass
@@ -73,6 +85,16 @@ class EngineOptions:
     max_points: int = 10_000          # per window series; oldest dropped and counted
     max_buffer: int = 100_000         # reorder buffer; beyond, the oldest is applied early and counted
     min_checkpoint_s: float = 0.5     # real seconds between checkpoints (coalesces alerts under load)
+    scope: str = "all"                # all rules; "local": per-key rules only; "global": the others
+    partition: int | None = None      # consume only this bus partition (scope "local")
+
+
+def in_scope(rule: Rule, scope: str) -> bool:
+    """Whether an engine of ``scope`` runs ``rule`` (see Partitions above)."""
+    if scope == "all":
+        return True
+    local = rule.group_by in LOCAL_GROUPS
+    return local if scope == "local" else not local
 
 
 @dataclass
@@ -150,7 +172,7 @@ class RulesEngine:
 
     def set_rules(self, rules: list[Rule], *, reason: str = "rule changed") -> None:
         """Install rules; instances of a changed or removed rule are dropped (a firing one is cleared)."""
-        new = {r.id: r for r in rules if r.enabled}
+        new = {r.id: r for r in rules if r.enabled and in_scope(r, self.options.scope)}
         now = max(self.watermark, self.clock.now().timestamp() - self.options.lateness_s)
         for rule_id, comp in list(self.rules.items()):
             keep = new.get(rule_id)
@@ -197,7 +219,8 @@ class RulesEngine:
         if self.journal is not None:
             await self._replay_journal()
         if consume:
-            self._consumer = await self.bus.consume(self.options.group, ">", self.handle, start="new")
+            self._consumer = await self.bus.consume(self.options.group, ">", self.handle, start="new",
+                                                    partition=self.options.partition)
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -285,6 +308,8 @@ class RulesEngine:
         seq = delivery.seq
         if seq and seq <= self.seq:
             self.stats.skipped_seen += 1
+            if self.journal is None and delivery.last_in_batch:
+                await self._wait_committed(seq)   # the batch's earlier events are acknowledged with this one
             return
         event = delivery.event
         kind = event.kind
@@ -305,7 +330,7 @@ class RulesEngine:
         self._since_checkpoint += 1
         if self._out or self._since_checkpoint >= self.options.checkpoint_every:
             self._wake.set()
-        if self.journal is None and seq:
+        if self.journal is None and seq and delivery.last_in_batch:
             await self._wait_committed(seq)
 
     def ingest(self, event: Event, seq: int, info: StreamInfo | None) -> None:
