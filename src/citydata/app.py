@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from citydata.sensorthings.retention import RetentionService
     from citydata.sensorthings.service import SensorThings
     from citydata.tracking import TrackingService
+    from citydata.wifi import WifiService
 
 log = logging.getLogger(__name__)
 INTERNAL_TOKEN_ID = "internal:platform"   # never a real token id (those are url-safe base64)
@@ -60,6 +61,7 @@ class Platform:
         self.ioc: IOC | None = None
         self.rules: RulesService | None = None
         self.tracking: TrackingService | None = None
+        self.wifi: WifiService | None = None   # WiFi footfall (docs/wifi.md)
         self.cluster: ClusterNode | None = None   # multi-node mode (partitioned NATS bus): docs/scale.md
         self.reports: ReportService | None = None
         self.retention: RetentionService
@@ -160,6 +162,11 @@ class Platform:
         if not clustered:   # clustered: the leader runs it (cluster/node.py)
             self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
             self._started.append("tracking")
+        if s.wifi_enabled:
+            from citydata.wifi import start_wifi
+
+            await start_wifi(self)
+            self._started.append("wifi")
         from citydata.reports import start_reports
 
         await start_reports(self)
@@ -336,6 +343,8 @@ class Platform:
             await self.broker.stop()
         elif name == "tracking" and self.tracking is not None:
             await self.tracking.stop()
+        elif name == "wifi" and self.wifi is not None:
+            await self.wifi.stop()
         elif name == "reports" and self.reports is not None:
             await self.reports.stop()
         elif name == "rules" and self.rules is not None:

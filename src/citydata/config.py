@@ -273,6 +273,48 @@ class Settings(BaseModel):
                     "directly from the tracking events, for deployments that run without the rules engine "
                     "(the Phuket rule pack covers them).")
 
+    # -- WiFi footfall (docs/wifi.md)
+    wifi_enabled: bool = Field(True, title="WiFi footfall",
+                               description="Run the hotspot registry, WiFi session ingest and footfall rollups.")
+    wifi_seed_hotspots: bool = Field(True, title="Load the shipped hotspots",
+                                     description="Load the 1,000 Phuket hotspots shipped with CityData into an "
+                                                 "empty registry on first start.")
+    wifi_rotation_days: int = Field(1, ge=1, le=31, title="MAC pseudonym rotation (days)",
+                                    description="Days (local, CITYDATA_TIMEZONE) one MAC pseudonym key is used; "
+                                                "new-vs-returning is counted within this period.")
+    wifi_session_timeout_s: int = Field(7200, ge=60, title="WiFi session timeout (s)",
+                                        description="An open session with no record for this long is closed at "
+                                                    "its last record.")
+    wifi_max_session_s: int = Field(86_400, ge=60, title="Longest WiFi session (s)",
+                                    description="How far back a disassociation or Acct-Session-Time may reach.")
+    wifi_max_skew_s: int = Field(300, ge=0, title="WiFi clock skew allowed (s)",
+                                 description="Records stamped further in the future are dead-lettered.")
+    wifi_max_age_days: int = Field(7, ge=1, title="Oldest WiFi record accepted (days)",
+                                   description="Older records are dead-lettered (too late for the rollups).")
+    wifi_flush_s: float = Field(5.0, ge=0, title="WiFi rollup interval (s)",
+                                description="How often presence is written and the touched hours' rollups are "
+                                            "rebuilt. 0 disables the timer (tests flush by hand).")
+    wifi_daily_every_s: float = Field(60.0, ge=0, title="WiFi daily rollup interval (s)",
+                                      description="How often the touched days' rollups are rebuilt.")
+    wifi_raw_retention_days: int = Field(30, ge=0, title="WiFi raw retention (days)",
+                                         description="Pseudonymised events and per-device presence are deleted "
+                                                     "after this many days (rollups are kept). 0 keeps them.")
+    wifi_purge_interval_s: float = Field(3600.0, ge=0, title="WiFi purge interval (s)",
+                                         description="How often expired WiFi events are purged. 0 disables it.")
+    wifi_syslog_host: str = Field("127.0.0.1", title="WiFi syslog listen address",
+                                  description="Address of the syslog-style UDP/TCP listeners (0.0.0.0 for APs "
+                                              "and RADIUS servers on the network).")
+    wifi_syslog_udp_port: int = Field(0, ge=0, le=65535, title="WiFi syslog UDP port",
+                                      description="UDP port for AP / controller / RADIUS syslog lines (0: off; "
+                                                  "5514 is a common unprivileged choice).")
+    wifi_syslog_tcp_port: int = Field(0, ge=0, le=65535, title="WiFi syslog TCP port",
+                                      description="TCP port for newline- or octet-framed syslog lines (0: off).")
+    wifi_syslog_format: str = Field("syslog", pattern=r"^[a-z0-9_]+$", title="WiFi syslog format",
+                                    description="Parser for the listener's lines: syslog (detect hostapd, Cisco, "
+                                                "Aruba or RADIUS pairs per line) or one parser name.")
+    wifi_max_lines: int = Field(50_000, ge=1, title="WiFi lines per request",
+                                description="Most lines accepted in one POST /api/v1/wifi/events.")
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:

@@ -40,6 +40,7 @@ TAGS = [
     {"name": "stream", "description": "Server-Sent Events: alerts, incidents, observations."},
     {"name": "sensorthings", "description": "OGC SensorThings API v1.1 (sensors, datastreams, observations)."},
     {"name": "reports", "description": "Tourist problem reports: submit and follow up (public), read (responders)."},
+    {"name": "wifi", "description": "WiFi hotspots, session events (RADIUS accounting, AP logs) and footfall."},
     {"name": "web", "description": "The IOC dashboard (/ioc/), the tourist app (/app/) and their assets."},
 ]
 
@@ -90,6 +91,7 @@ def create_app(platform: Platform) -> FastAPI:
         stream,
         tracking,
         web,
+        wifi,
     )
 
     app = FastAPI(title="CityData API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
@@ -104,6 +106,7 @@ def create_app(platform: Platform) -> FastAPI:
     # the SensorThings router first: most traffic goes there, and its paths only match under /v1.1
     routers = [m.router for m in (sensorthings, ops, auth, devices, geography, sensors, rules, alerts, incidents,
                                   agencies, cap, stream, tracking, admin, reports, web)]
+    routers.append(wifi.router)
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests

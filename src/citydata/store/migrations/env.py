@@ -8,6 +8,7 @@ import citydata.sensorthings.rollups_schema
 import citydata.sensorthings.schema
 import citydata.rules.schema
 import citydata.tracking.schema
+import citydata.wifi.schema
 import citydata.datasets.schema
 import citydata.opendata.schema
 import citydata.reports.schema

@@ -1,0 +1,178 @@
+"""Footfall rollups, kept incrementally.
+
+``flush(delta)`` adds the presence gathered in memory to ``wifi_presence`` (an upsert that adds sessions and
+dwell) and marks its hours dirty; ``recompute_hour`` / ``recompute_day`` rebuild the rollup rows of one hour / one
+Asia/Bangkok day from ``wifi_presence`` (delete + INSERT ... SELECT, in one writer transaction), for each scope:
+hotspot (``wifi_footfall_hourly`` / ``_daily``) and zone, sub-district and city (``wifi_footfall_area_*``,
+unique devices counted across the area's hotspots).
+
+A device is *returning* in an hour (a day) at a scope when it was present at that scope earlier in the same
+rotation period; else it is *new*. So a late record for an hour also changes the later hours of its period:
+they are recomputed too. Each recompute reads only the rows of its window plus, per row, an index probe
+(``device, hour``) for "seen earlier".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Date, bindparam, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from citydata.store.types import UTCDateTime
+from citydata.wifi.schema import wifi_presence
+from citydata.wifi.sessions import Presence, PresenceKey
+
+if TYPE_CHECKING:
+    from citydata.store import Store
+    from citydata.wifi.pseudonym import Pseudonymiser
+
+LEVELS = ("zone", "subdistrict", "city")
+_KEY = {"hotspot": "hotspot_id", "zone": "zone", "subdistrict": "subdistrict_code", "city": "'all'"}
+_MEASURES = "devices, randomised_devices, new_devices, returning_devices, sessions, dwell_s"
+
+
+def _select(scope: str, target_time: str) -> str:
+    """INSERT ... SELECT body for one scope over the window [:t0, :t1), 'returning' = seen in [:p, :t0)."""
+    key = _KEY[scope]
+    same_area = "" if scope == "city" else f" AND q.{key} = g.area"
+    inner = (f"SELECT {key} AS area, device, MAX(CASE WHEN randomised THEN 1 ELSE 0 END) AS r, "
+             f"SUM(sessions) AS s, SUM(dwell_s) AS w, MAX(zone) AS zone, MAX(subdistrict_code) AS sub "
+             f"FROM wifi_presence WHERE hour >= :t0 AND hour < :t1 GROUP BY {key}, device")
+    flagged = (f"SELECT g.*, CASE WHEN EXISTS (SELECT 1 FROM wifi_presence q WHERE q.device = g.device "
+               f"AND q.hour >= :p AND q.hour < :t0{same_area}) THEN 1 ELSE 0 END AS ret FROM ({inner}) g")
+    totals = ("COUNT(*), SUM(d.r), SUM(1 - d.ret), SUM(d.ret), SUM(d.s), SUM(d.w)")
+    if scope == "hotspot":
+        table = "wifi_footfall_hourly" if target_time == "hour" else "wifi_footfall_daily"
+        return (f"INSERT INTO {table} (hotspot_id, zone, subdistrict_code, {target_time}, {_MEASURES}) "
+                f"SELECT d.area, MAX(d.zone), MAX(d.sub), :at, {totals} FROM ({flagged}) d GROUP BY d.area")
+    table = "wifi_footfall_area_hourly" if target_time == "hour" else "wifi_footfall_area_daily"
+    where_x = "" if scope == "city" else f" AND x.{key} = d.area"
+    hotspots = (f"(SELECT COUNT(DISTINCT x.hotspot_id) FROM wifi_presence x WHERE x.hour >= :t0 "
+                f"AND x.hour < :t1{where_x})")
+    return (f"INSERT INTO {table} (level, area, {target_time}, hotspots, {_MEASURES}) "
+            f"SELECT '{scope}', d.area, :at, {hotspots}, {totals} FROM ({flagged}) d GROUP BY d.area")
+
+
+def _stmt(sql: str, at_type: Any) -> Any:
+    return text(sql).bindparams(bindparam("t0", type_=UTCDateTime()), bindparam("t1", type_=UTCDateTime()),
+                                bindparam("p", type_=UTCDateTime()), bindparam("at", type_=at_type))
+
+
+HOURLY = [_stmt(_select(scope, "hour"), UTCDateTime()) for scope in ("hotspot", *LEVELS)]
+DAILY = [_stmt(_select(scope, "day"), Date()) for scope in ("hotspot", *LEVELS)]
+DELETE_HOURLY = [text(f"DELETE FROM {t} WHERE hour = :at").bindparams(bindparam("at", type_=UTCDateTime()))
+                 for t in ("wifi_footfall_hourly", "wifi_footfall_area_hourly")]
+DELETE_DAILY = [text(f"DELETE FROM {t} WHERE day = :at").bindparams(bindparam("at", type_=Date()))
+                for t in ("wifi_footfall_daily", "wifi_footfall_area_daily")]
+
+
+def hour_dt(epoch: int) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class Rollups:
+    def __init__(self, store: Store, pseudo: Pseudonymiser) -> None:
+        self.store, self.pseudo = store, pseudo
+        self.dirty_hours: set[int] = set()
+        self.dirty_days: set[date] = set()
+        self.recomputed_hours = 0
+        self.recomputed_days = 0
+
+    # -- presence --------------------------------------------------------------------------------------------
+    async def flush(self, delta: dict[PresenceKey, Presence]) -> int:
+        """Add ``delta`` to ``wifi_presence`` and mark its hours (and days) dirty. Returns rows written."""
+        if not delta:
+            return 0
+        rows = [{"hour": hour_dt(h), "hotspot_id": hs, "device": dev, "zone": p.zone,
+                 "subdistrict_code": p.subdistrict, "randomised": p.randomised, "sessions": p.sessions,
+                 "dwell_s": p.dwell_s} for (h, hs, dev), p in delta.items()]
+        ins = (pg_insert if self.store.dialect == "postgresql" else sqlite_insert)(wifi_presence)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[wifi_presence.c.hour, wifi_presence.c.hotspot_id, wifi_presence.c.device],
+            set_={"sessions": wifi_presence.c.sessions + ins.excluded.sessions,
+                  "dwell_s": wifi_presence.c.dwell_s + ins.excluded.dwell_s})
+
+        async def op(conn: AsyncConnection) -> None:
+            for i in range(0, len(rows), 5000):
+                await conn.execute(stmt, rows[i:i + 5000])
+
+        await self.store.write(op, len(rows))
+        for h, _, _ in delta:
+            self.dirty_hours.add(h)
+        return len(rows)
+
+    # -- recompute -------------------------------------------------------------------------------------------
+    def _period_bounds(self, at: datetime) -> tuple[datetime, datetime]:
+        period = self.pseudo.period_of(at)
+        return (self.pseudo.period_start(period).astimezone(UTC),
+                self.pseudo.period_start(period + 1).astimezone(UTC))
+
+    def local_day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        start = datetime(day.year, day.month, day.day, tzinfo=self.pseudo.tz)
+        return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+    async def _later_hours(self, hours: set[int]) -> set[int]:
+        """Hours after the earliest dirty hour of each period that hold presence (their new/returning split
+        depends on what came before them)."""
+        out: set[int] = set()
+        firsts: dict[datetime, int] = {}
+        for h in hours:
+            p0, _ = self._period_bounds(hour_dt(h))
+            firsts[p0] = min(firsts.get(p0, h), h)
+        for p0, first in firsts.items():
+            _, p1 = self._period_bounds(p0)
+            stmt = select(wifi_presence.c.hour).where(wifi_presence.c.hour > hour_dt(first),
+                                                      wifi_presence.c.hour < p1).distinct()
+            for row in await self.store.fetch_all(stmt):
+                out.add(int(row["hour"].timestamp()))
+        return out
+
+    async def recompute_dirty(self, *, days: bool = True) -> tuple[int, int]:
+        """Rebuild every dirty hour (and, with ``days``, every dirty day). Returns (hours, days) rebuilt."""
+        hours = set(self.dirty_hours)
+        self.dirty_hours.difference_update(hours)
+        if hours:
+            hours |= await self._later_hours(hours)
+        for h in sorted(hours):
+            await self.recompute_hour(h)
+            self.dirty_days.add(self.pseudo.local_day(hour_dt(h)))
+        done_days = 0
+        if days:
+            pending = sorted(self.dirty_days)
+            self.dirty_days.difference_update(pending)
+            for day in pending:
+                await self.recompute_day(day)
+            done_days = len(pending)
+        return len(hours), done_days
+
+    async def recompute_hour(self, hour: int) -> None:
+        t0 = hour_dt(hour)
+        p0, _ = self._period_bounds(t0)
+        params = {"t0": t0, "t1": t0 + timedelta(hours=1), "p": p0, "at": t0}
+
+        async def op(conn: AsyncConnection) -> None:
+            for stmt in DELETE_HOURLY:
+                await conn.execute(stmt, {"at": t0})
+            for stmt in HOURLY:
+                await conn.execute(stmt, params)
+
+        await self.store.write(op)
+        self.recomputed_hours += 1
+
+    async def recompute_day(self, day: date) -> None:
+        t0, t1 = self.local_day_bounds(day)
+        p0, _ = self._period_bounds(t0)
+        params = {"t0": t0, "t1": t1, "p": p0, "at": day}
+
+        async def op(conn: AsyncConnection) -> None:
+            for stmt in DELETE_DAILY:
+                await conn.execute(stmt, {"at": day})
+            for stmt in DAILY:
+                await conn.execute(stmt, params)
+
+        await self.store.write(op)
+        self.recomputed_days += 1

@@ -1,0 +1,237 @@
+"""``WifiService``: lines in (HTTP, syslog UDP/TCP), pseudonymised events and footfall rollups out.
+
+The ingest path per line: parse (a plugin) → find the hotspot → check the time → pseudonymise (the MAC is
+dropped here) → the session tracker (presence in memory) → ``wifi_events``. A line that fails any step is
+dead-lettered (source ``wifi``) with its reason, MACs in it masked. Every ``wifi_flush_s`` the presence gathered
+is added to ``wifi_presence`` and the dirty hours are rebuilt; dirty days every ``wifi_daily_every_s``.
+
+Session state is in memory on the node that ingests (run the WiFi listeners and the ingest API on one node).
+After a restart an accounting session continues from its Acct-Session-Time; an association whose
+disassociation comes after the restart counts as a one-instant session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+from sqlalchemy import case, func, select
+
+from citydata.ops.periodic import Periodic
+from citydata.wifi.model import ParseError, RawRecord, WifiEvent, scrub
+from citydata.wifi.parsers.base import Context, parse_line
+from citydata.wifi.pseudonym import Pseudonymiser
+from citydata.wifi.registry import HotspotRegistry
+from citydata.wifi.rollups import Rollups, hour_dt
+from citydata.wifi.schema import wifi_events, wifi_presence
+from citydata.wifi.sessions import SessionTracker
+
+if TYPE_CHECKING:
+    from citydata.clock import Clock
+    from citydata.config import Settings
+    from citydata.geo import Geography
+    from citydata.ingest.deadletter import DeadLetters
+    from citydata.ops.metrics import Metrics
+    from citydata.store import Store
+
+log = logging.getLogger(__name__)
+MAX_REASONS = 100
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+
+
+class WifiService:
+    def __init__(self, *, settings: Settings, store: Store, clock: Clock, metrics: Metrics, geography: Geography,
+                 dead_letters: DeadLetters, secret_key: bytes) -> None:
+        s = settings
+        self.settings, self.store, self.clock, self.metrics = settings, store, clock, metrics
+        self.dead_letters = dead_letters
+        self.pseudo = Pseudonymiser(secret_key, timezone=s.timezone, rotation_days=s.wifi_rotation_days,
+                                    max_session_s=s.wifi_max_session_s)
+        self.registry = HotspotRegistry(store, clock, geography)
+        self.tracker = SessionTracker(lambda h: self.pseudo.period_of(hour_dt(h)),
+                                      timeout_s=s.wifi_session_timeout_s)
+        self.rollups = Rollups(store, self.pseudo)
+        self.ctx_tz = self.pseudo.tz
+        self._lock = asyncio.Lock()
+        self._last_days = clock.monotonic()
+        self._flusher = Periodic("wifi-flush", clock, s.wifi_flush_s, self._tick)
+        self._purger = Periodic("wifi-purge", clock, s.wifi_purge_interval_s, self.purge)
+        self.listener: Any = None
+        r = metrics.registry
+        self.events_total = Counter("citydata_wifi_events_total", "WiFi session events accepted, by format, "
+                                    "channel and whether the MAC was randomised", ["format", "channel", "randomised"],
+                                    registry=r)
+        self.rejected_total = Counter("citydata_wifi_rejected_total", "WiFi records dead-lettered, by reason code",
+                                      ["reason"], registry=r)
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self, *, timers: bool = True, listen: bool = True) -> None:
+        if await self.registry.load(seed=self.settings.wifi_seed_hotspots):
+            log.info("loaded %d WiFi hotspots", len(self.registry.by_id))
+        if timers:
+            self._flusher.start()
+            self._purger.start()
+        if listen and (self.settings.wifi_syslog_udp_port or self.settings.wifi_syslog_tcp_port):
+            from citydata.wifi.syslog import SyslogListener
+
+            self.listener = SyslogListener(self, self.settings.wifi_syslog_host, self.settings.wifi_syslog_udp_port,
+                                           self.settings.wifi_syslog_tcp_port, self.settings.wifi_syslog_format)
+            await self.listener.start()
+
+    async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
+        await self._flusher.stop()
+        await self._purger.stop()
+        with contextlib.suppress(Exception):
+            await self.flush(days=True)
+
+    # -- ingest ----------------------------------------------------------------------------------------------
+    def context(self) -> Context:
+        return Context(now=self.clock.now(), tz=self.ctx_tz)
+
+    async def ingest_lines(self, lines: list[str], fmt: str, channel: str) -> IngestResult:
+        """Parse and ingest text lines (blank lines are skipped). Bad lines are dead-lettered, not raised."""
+        ctx = self.context()
+        result = IngestResult()
+        records: list[tuple[int, str, RawRecord]] = []
+        bad: list[tuple[int, str, str, str]] = []
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((n, line, parse_line(line, fmt, ctx)))
+            except ParseError as err:
+                bad.append((n, line, str(err), "unparseable"))
+        events, more_bad = self._edge(records, ctx)
+        bad += more_bad
+        await self._accept(events, channel)
+        result.accepted = len(events)
+        if bad:
+            await self._reject(bad, f"{channel}:{fmt}", result)
+        return result
+
+    async def ingest_records(self, records: list[RawRecord], channel: str = "api") -> IngestResult:
+        """Ingest already parsed records (a detail-file import, the benchmark)."""
+        ctx = self.context()
+        result = IngestResult()
+        events, bad = self._edge([(n, "", r) for n, r in enumerate(records, start=1)], ctx)
+        await self._accept(events, channel)
+        result.accepted = len(events)
+        if bad:
+            await self._reject(bad, channel, result)
+        return result
+
+    def _edge(self, records: list[tuple[int, str, RawRecord]], ctx: Context
+              ) -> tuple[list[tuple[WifiEvent, dict[str, Any]]], list[tuple[int, str, str, str]]]:
+        """Hotspot, time and pseudonym for each record: (events with their hotspot, rejections)."""
+        s = self.settings
+        latest = ctx.now + timedelta(seconds=s.wifi_max_skew_s)
+        earliest = ctx.now - timedelta(days=s.wifi_max_age_days)
+        events: list[tuple[WifiEvent, dict[str, Any]]] = []
+        bad: list[tuple[int, str, str, str]] = []
+        for n, line, rec in records:
+            hotspot = self.registry.resolve(rec.hotspot, rec.ap_mac)
+            if hotspot is None:
+                bad.append((n, line, "unknown hotspot (NAS-Identifier, syslog host or Called-Station-Id)",
+                            "unknown_hotspot"))
+                continue
+            if rec.at > latest:
+                bad.append((n, line, "time is in the future", "future"))
+                continue
+            if rec.at < earliest:
+                bad.append((n, line, f"older than {s.wifi_max_age_days} days", "too_old"))
+                continue
+            try:
+                events.append((self.pseudo.pseudonymise(rec, hotspot["id"]), hotspot))
+            except ParseError as err:
+                bad.append((n, line, str(err), "bad_mac"))
+            rec.mac = ""       # the raw MAC goes no further
+        return events, bad
+
+    async def _accept(self, events: list[tuple[WifiEvent, dict[str, Any]]], channel: str) -> None:
+        if not events:
+            return
+        now = self.clock.now()
+        rows = []
+        for ev, hs in events:
+            sub = hs["subdistrict_code"] or ""
+            self.tracker.apply(ev, hs["zone"], sub)
+            rows.append({"at": ev.at, "hotspot_id": ev.hotspot_id, "zone": hs["zone"],
+                         "subdistrict_code": hs["subdistrict_code"], "kind": ev.kind,
+                         "device": ev.devices[self.pseudo.period_of(ev.at)], "randomised": ev.randomised,
+                         "session_time_s": ev.session_time_s, "in_octets": _int32(ev.in_octets),
+                         "out_octets": _int32(ev.out_octets), "fmt": ev.fmt, "received_at": now})
+            self.events_total.labels(ev.fmt, channel, "yes" if ev.randomised else "no").inc()
+        await self.store.insert_rows(wifi_events, rows, conflict="error")
+        self.metrics.ingested.labels("wifi", channel).inc(len(rows))
+
+    async def _reject(self, bad: list[tuple[int, str, str, str]], channel: str, result: IngestResult) -> None:
+        result.rejected = len(bad)
+        for n, _line, reason, _code in bad[:MAX_REASONS]:
+            result.errors.append({"line": n, "reason": reason})
+        for _n, _line, _reason, code in bad:
+            self.rejected_total.labels(code).inc()
+        await asyncio.gather(*(self.dead_letters.record("wifi", channel, scrub(line), reason, {"line": n, "code": code})
+                               for n, line, reason, code in bad))
+
+    # -- rollups ---------------------------------------------------------------------------------------------
+    async def _tick(self) -> None:
+        due = self.clock.monotonic() - self._last_days >= self.settings.wifi_daily_every_s
+        await self.flush(days=due)
+        self.tracker.expire(self.clock.now().timestamp())
+
+    async def flush(self, *, days: bool = True) -> dict[str, int]:
+        """Write the presence gathered so far and rebuild the dirty hours (and days)."""
+        async with self._lock:
+            written = await self.rollups.flush(self.tracker.take())
+            hours, ndays = await self.rollups.recompute_dirty(days=days)
+            if days:
+                self._last_days = self.clock.monotonic()
+            return {"presence_rows": written, "hours": hours, "days": ndays}
+
+    async def purge(self) -> dict[str, int]:
+        """Delete raw events and presence older than ``wifi_raw_retention_days`` (the rollups stay)."""
+        days = self.settings.wifi_raw_retention_days
+        if days <= 0:
+            return {"events": 0, "presence": 0}
+        cutoff = self.clock.now() - timedelta(days=days)
+        events = await self.store.delete_in_chunks(wifi_events, wifi_events.c.at < cutoff)
+        presence = await self.store.delete_in_chunks(wifi_presence, wifi_presence.c.hour < cutoff)
+        return {"events": events, "presence": presence}
+
+    # -- figures ---------------------------------------------------------------------------------------------
+    async def stats(self) -> dict[str, Any]:
+        since = self.clock.now() - timedelta(hours=24)
+        row = await self.store.fetch_one(
+            select(func.count().label("events"),
+                   func.sum(case((wifi_events.c.randomised, 1), else_=0)).label("rnd"),
+                   func.max(wifi_events.c.at).label("last")).where(wifi_events.c.at >= since))
+        dead = await self.dead_letters.count("wifi")
+        assert row is not None
+        last: datetime | None = row["last"]
+        return {"hotspots": len(self.registry.by_id), "zones": self.registry.zones(),
+                "events_24h": int(row["events"] or 0), "randomised_events_24h": int(row["rnd"] or 0),
+                "last_event_at": last.isoformat() if last else None, "open_sessions": len(self.tracker.open),
+                "dead_letters": dead, "repeats_ignored": self.tracker.repeats,
+                "rotation_days": self.pseudo.rotation_days,
+                "listener": self.listener.describe() if self.listener is not None else None}
+
+
+def _int32(value: int | None) -> int | None:
+    """Octet counters beyond a 32-bit column are clamped (they are informative only)."""
+    return None if value is None else min(value, 2**31 - 1)

@@ -1,0 +1,139 @@
+"""Sessions to presence: which (hour, hotspot, device) a device was connected in, for how many seconds, and
+how many sessions it began there. Pure Python and in memory (the service flushes ``take()`` to the store).
+
+A session is keyed by ``WifiEvent.session_key`` (the RADIUS Acct-Session-Id at that hotspot, or the device at
+that hotspot for association pairs). It spans ``[start, end)``; ``start`` is the Start / association time, or
+``time - Acct-Session-Time`` of the first record seen of it. Every record extends what is covered up to its time,
+so records may come out of order and repeat (RADIUS retransmits): the union is what counts. A session counts
+once, in the hour it began; dwell seconds go to each hour it overlaps; the hour it began always holds the device.
+
+A disassociation without an association is a session of one instant; a record of an already closed session
+(up to its end) is a repeat and is ignored. Sessions silent for ``timeout_s`` are closed at their last record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from citydata.wifi.model import START, STOP, WifiEvent
+
+HOUR = 3600
+
+
+@dataclass(slots=True)
+class OpenSession:
+    hotspot_id: str
+    zone: str
+    subdistrict: str
+    randomised: bool
+    start: float
+    covered: float
+    last_seen: float
+    devices: dict[int, str] = field(default_factory=dict)
+
+
+#: (hour start as epoch seconds, hotspot, device)
+PresenceKey = tuple[int, str, str]
+
+
+@dataclass(slots=True)
+class Presence:
+    zone: str
+    subdistrict: str
+    randomised: bool
+    sessions: int = 0
+    dwell_s: float = 0.0
+
+
+class SessionTracker:
+    def __init__(self, period_of_hour: Callable[[int], int], *, timeout_s: float = 7200.0) -> None:
+        self.period_of_hour = period_of_hour
+        self.timeout_s = timeout_s
+        self.open: dict[str, OpenSession] = {}
+        self.closed: dict[str, float] = {}           # recently closed session key -> its end (repeats)
+        self.delta: dict[PresenceKey, Presence] = {}
+        self.repeats = 0
+        self.unmapped = 0                            # hours whose period had no pseudonym (should not happen)
+
+    def apply(self, ev: WifiEvent, zone: str, subdistrict: str) -> None:
+        t = ev.at.timestamp()
+        key = ev.session_key
+        st = self.open.get(key)
+        ended = self.closed.get(key)
+        if st is None and ended is not None and t <= ended:
+            self.repeats += 1
+            return
+        if ev.kind == START:
+            if st is not None:
+                if key.startswith("s") or t <= st.covered:       # a repeated accounting Start
+                    st.devices.update(ev.devices)
+                    st.last_seen = max(st.last_seen, t)
+                    self.repeats += 1
+                    return
+                self._close(key, st)                             # re-association without a disassociation
+            st = self._open(key, ev, zone, subdistrict, t)
+            return
+        if st is None:
+            start = t - (ev.session_time_s or 0)
+            st = self._open(key, ev, zone, subdistrict, start)
+        else:
+            st.devices.update(ev.devices)
+        self._extend(st, t)
+        if ev.kind == STOP:
+            self._close(key, st)
+
+    def _open(self, key: str, ev: WifiEvent, zone: str, subdistrict: str, start: float) -> OpenSession:
+        st = OpenSession(ev.hotspot_id, zone, subdistrict, ev.randomised, start, start, start, dict(ev.devices))
+        self.open[key] = st
+        hour = int(start // HOUR) * HOUR
+        p = self._presence(st, hour)
+        if p is not None:
+            p.sessions += 1
+        return st
+
+    def _close(self, key: str, st: OpenSession) -> None:
+        self.open.pop(key, None)
+        self.closed[key] = max(st.covered, st.last_seen)
+
+    def _extend(self, st: OpenSession, t: float) -> None:
+        st.last_seen = max(st.last_seen, t)
+        a, b = st.covered, t
+        if b <= a:
+            return
+        hour = int(a // HOUR) * HOUR
+        while hour < b:
+            overlap = min(b, hour + HOUR) - max(a, hour)
+            if overlap > 0:
+                p = self._presence(st, hour)
+                if p is not None:
+                    p.dwell_s += overlap
+            hour += HOUR
+        st.covered = b
+
+    def _presence(self, st: OpenSession, hour: int) -> Presence | None:
+        device = st.devices.get(self.period_of_hour(hour))
+        if device is None:
+            self.unmapped += 1
+            return None
+        k = (hour, st.hotspot_id, device)
+        p = self.delta.get(k)
+        if p is None:
+            p = self.delta[k] = Presence(st.zone, st.subdistrict, st.randomised)
+        return p
+
+    def take(self) -> dict[PresenceKey, Presence]:
+        """The presence gathered since the last call (and forget it)."""
+        out, self.delta = self.delta, {}
+        return out
+
+    def expire(self, now: float) -> int:
+        """Close sessions silent for ``timeout_s``; forget closed keys older than that. Returns closed count."""
+        stale = [k for k, st in self.open.items() if now - st.last_seen > self.timeout_s]
+        for k in stale:
+            self._close(k, self.open[k])
+        cutoff = now - 2 * self.timeout_s
+        for k in [k for k, end in self.closed.items() if end < cutoff]:
+            del self.closed[k]
+        return len(stale)
+
