@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from citydata.sensorthings.retention import RetentionService
     from citydata.sensorthings.service import SensorThings
     from citydata.tracking import TrackingService
+    from citydata.vision.service import VisionService
     from citydata.wifi import WifiService
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class Platform:
         self.rules: RulesService | None = None
         self.tracking: TrackingService | None = None
         self.wifi: WifiService | None = None   # WiFi footfall (docs/wifi.md)
+        self.vision: VisionService | None = None   # CCTV analytics (docs/vision.md)
         self.cluster: ClusterNode | None = None   # multi-node mode (partitioned NATS bus): docs/scale.md
         self.reports: ReportService | None = None
         self.retention: RetentionService
@@ -167,6 +169,11 @@ class Platform:
 
             await start_wifi(self)
             self._started.append("wifi")
+        if s.vision_enabled:
+            from citydata.vision import start_vision
+
+            await start_vision(self)
+            self._started.append("vision")
         from citydata.reports import start_reports
 
         await start_reports(self)
@@ -319,6 +326,10 @@ class Platform:
             out["mqtt"] = {"ok": self.bridge.connected.is_set(), "detail": self.mqtt_url}
         if self.cluster is not None:
             out["cluster"] = self.cluster.readiness()
+        if self.vision is not None:   # a missing model disables that analytic only: flags, never "not ready"
+            flags = self.vision.readiness()
+            out["vision"] = {"ok": True, "faces": flags["faces"], "plates": flags["plates"],
+                             "detail": "; ".join(f"{k}: {v}" for k, v in flags["reasons"].items()) or "ready"}
         for name, info in out.items():
             self.metrics.up.labels(name).set(1 if info["ok"] else 0)
         return out
@@ -345,6 +356,8 @@ class Platform:
             await self.tracking.stop()
         elif name == "wifi" and self.wifi is not None:
             await self.wifi.stop()
+        elif name == "vision" and self.vision is not None:
+            await self.vision.stop()
         elif name == "reports" and self.reports is not None:
             await self.reports.stop()
         elif name == "rules" and self.rules is not None:

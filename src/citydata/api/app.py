@@ -40,6 +40,9 @@ TAGS = [
     {"name": "stream", "description": "Server-Sent Events: alerts, incidents, observations."},
     {"name": "sensorthings", "description": "OGC SensorThings API v1.1 (sensors, datastreams, observations)."},
     {"name": "reports", "description": "Tourist problem reports: submit and follow up (public), read (responders)."},
+    {"name": "cameras", "description": "CCTV camera registry, privacy masks, single-frame upload, signal states."},
+    {"name": "vision", "description": "CCTV analytics: face watchlists and hits (audited), the plate hotlist, "
+                                      "vendor analytics events, traffic counts."},
     {"name": "wifi", "description": "WiFi hotspots, session events (RADIUS accounting, AP logs) and footfall."},
     {"name": "web", "description": "The IOC dashboard (/ioc/), the tourist app (/app/) and their assets."},
 ]
@@ -79,6 +82,7 @@ def create_app(platform: Platform) -> FastAPI:
         agencies,
         alerts,
         auth,
+        cameras,
         cap,
         devices,
         geography,
@@ -90,6 +94,7 @@ def create_app(platform: Platform) -> FastAPI:
         sensorthings,
         stream,
         tracking,
+        vision,
         web,
         wifi,
     )
@@ -105,7 +110,7 @@ def create_app(platform: Platform) -> FastAPI:
 
     # the SensorThings router first: most traffic goes there, and its paths only match under /v1.1
     routers = [m.router for m in (sensorthings, ops, auth, devices, geography, sensors, rules, alerts, incidents,
-                                  agencies, cap, stream, tracking, admin, reports, web)]
+                                  agencies, cap, stream, tracking, admin, reports, web, cameras, vision)]
     routers.append(wifi.router)
     for router in routers:
         app.include_router(router)

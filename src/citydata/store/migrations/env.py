@@ -9,6 +9,7 @@ import citydata.sensorthings.schema
 import citydata.rules.schema
 import citydata.tracking.schema
 import citydata.wifi.schema
+import citydata.vision.schema
 import citydata.datasets.schema
 import citydata.opendata.schema
 import citydata.reports.schema
