@@ -122,8 +122,9 @@ class StreamSource:
             try:
                 reader = await asyncio.to_thread(_Reader, self.url, self.timeout_s)
             except OSError as err:
+                log.log(logging.WARNING if self.online is not False else logging.DEBUG,
+                        "vision: camera %s offline (%s); retrying in %.0f s", self.camera_id, err, backoff)
                 await self._status(False, str(err), backoff)
-                log.warning("vision: camera %s offline (%s); retrying in %.0f s", self.camera_id, err, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 self.reconnects += 1
