@@ -41,7 +41,8 @@ def _select(scope: str, target_time: str) -> str:
     same_area = "" if scope == "city" else f" AND q.{key} = g.area"
     inner = (f"SELECT {key} AS area, device, MAX(CASE WHEN randomised THEN 1 ELSE 0 END) AS r, "
              f"SUM(sessions) AS s, SUM(dwell_s) AS w, MAX(zone) AS zone, MAX(subdistrict_code) AS sub "
-             f"FROM wifi_presence WHERE hour >= :t0 AND hour < :t1 GROUP BY {key}, device")
+             f"FROM wifi_presence WHERE hour >= :t0 AND hour < :t1 GROUP BY "
+             f"{'device' if scope == 'city' else key + ', device'}")
     flagged = (f"SELECT g.*, CASE WHEN EXISTS (SELECT 1 FROM wifi_presence q WHERE q.device = g.device "
                f"AND q.hour >= :p AND q.hour < :t0{same_area}) THEN 1 ELSE 0 END AS ret FROM ({inner}) g")
     totals = ("COUNT(*), SUM(d.r), SUM(1 - d.ret), SUM(d.ret), SUM(d.s), SUM(d.w)")

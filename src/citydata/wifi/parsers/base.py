@@ -48,9 +48,8 @@ def formats() -> list[str]:
 
 
 def _load_plugins() -> None:
-    if PARSERS:
-        return
-    from citydata.wifi.parsers import aruba, cisco, hostapd, jsonl, radius  # noqa: F401 - they register
+    # importing a plugin module registers it (once: Python imports a module once)
+    from citydata.wifi.parsers import aruba, cisco, hostapd, jsonl, radius  # noqa: F401
 
 
 def parse_line(line: str, fmt: str, ctx: Context) -> RawRecord:
