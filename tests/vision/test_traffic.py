@@ -97,13 +97,13 @@ async def test_red_light_through_a_camera_and_vendor_wrong_way_raise_alerts(vpla
     r = await vclient.put("/api/v1/cameras/cam:junction-01/signals/sig-1", json={"state": "red"}, headers=device)
     assert r.status_code == 200
     road = np.full((480, 640, 3), 90, np.uint8)
-    for i in range(40):                     # a still road (the background model learns it)
-        ok, jpg = cv2.imencode(".jpg", road)
+    for _i in range(40):                     # a still road (the background model learns it)
+        _ok, jpg = cv2.imencode(".jpg", road)
         await vclient.post("/api/v1/cameras/cam:junction-01/frames", content=jpg.tobytes(), headers=device)
     for y in range(420, 20, -40):           # a car drives north across the stop line at y=200
         frame = road.copy()
         cv2.rectangle(frame, (280, y - 30), (360, y + 30), (30, 30, 200), -1)
-        ok, jpg = cv2.imencode(".jpg", frame)
+        _ok, jpg = cv2.imencode(".jpg", frame)
         await vclient.post("/api/v1/cameras/cam:junction-01/frames", content=jpg.tobytes(), headers=device)
     got = await _alerts(vclient, admin, "vision.red_light")
     assert len(got) == 1 and got[0]["data"]["line"] == "stop-north" and got[0]["data"]["source"] == "citydata"

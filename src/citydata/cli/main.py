@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from citydata import __version__
-from citydata.cli import city, config, datasets, db, importer, rules, server, tokens, tracking
+from citydata.cli import city, config, datasets, db, importer, rules, server, tokens, tracking, vision
 
 app = typer.Typer(name="citydata", help="CityData: City Data Platform and Intelligence Operation Center.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -17,6 +17,7 @@ app.add_typer(importer.app, name="import")
 app.add_typer(rules.app, name="rules")
 app.add_typer(tracking.app, name="tracking")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(vision.app, name="vision")
 db.app.command("purge")(importer.purge)
 server.register(app)
 

@@ -232,6 +232,21 @@ class Watchlists:
                 break
         return best
 
+    def nearest(self, probe: Embedding, watchlists: Sequence[str] | None = None) -> float | None:
+        """The cosine distance to the closest live enrolled photo (None: no live subject)."""
+        now = self.clock.now()
+        best: float | None = None
+        for wl, (gallery, ids) in self._gallery.items():
+            if (watchlists is not None and wl not in watchlists) or not ids:
+                continue
+            dists = cosine_distances(normalised(probe), gallery)
+            for idx in np.argsort(dists):
+                if self.subjects[(wl, ids[idx])].expires_at > now:
+                    d = float(dists[idx])
+                    best = d if best is None else min(best, d)
+                    break
+        return best
+
     # -- hits ------------------------------------------------------------------------------------------------
     def hit_embedding_row(self, hit_id: str, match: Match, embedding: Embedding) -> dict[str, Any]:
         """The encrypted copy of a HIT's embedding (kept so a wrong hit can become a negative sample)."""
