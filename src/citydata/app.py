@@ -22,12 +22,14 @@ from citydata.store import Store, create_store
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from citydata.analytics import AnalyticsService
     from citydata.auth import AuditLog, FailureThrottle, Principal, SessionService, TokenService, UserService
     from citydata.bus import Bus
     from citydata.cluster.node import ClusterNode
     from citydata.devices import DeviceService
     from citydata.geo import Geography
     from citydata.incidents.ioc import IOC
+    from citydata.opendata.service import OpenDataService
     from citydata.reports import ReportService
     from citydata.rules import RulesService
     from citydata.sensorthings.mqtt import SensorThingsMqtt
@@ -66,6 +68,8 @@ class Platform:
         self.vision: VisionService | None = None   # CCTV analytics (docs/vision.md)
         self.cluster: ClusterNode | None = None   # multi-node mode (partitioned NATS bus): docs/scale.md
         self.reports: ReportService | None = None
+        self.analytics: AnalyticsService | None = None   # planning analytics (docs/analytics.md)
+        self.opendata: OpenDataService | None = None   # open data, CKAN-compatible API (docs/opendata.md)
         self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
@@ -178,6 +182,10 @@ class Platform:
 
         await start_reports(self)
         self._started.append("reports")
+        from citydata.opendata import start_opendata
+
+        await start_opendata(self)   # also builds self.analytics
+        self._started.append("opendata")
         if s.node_role in ("all", "ingest"):
             await self._start_mqtt()
         from citydata.incidents.ioc import IOC

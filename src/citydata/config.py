@@ -273,6 +273,24 @@ class Settings(BaseModel):
                     "directly from the tracking events, for deployments that run without the rules engine "
                     "(the Phuket rule pack covers them).")
 
+    # -- open data (docs/opendata.md)
+    opendata_k: int = Field(
+        10, ge=2, title="Open-data k (smallest published count)",
+        description="Counts of people under k in open datasets are suppressed (published as null).")
+    opendata_require_key: bool = Field(
+        False, title="Open data needs a key",
+        description="Refuse anonymous open-data requests (CKAN API, downloads); otherwise they get the "
+                    "anonymous rate limit per client address.")
+    opendata_key_rate_per_min: int = Field(
+        600, ge=1, le=100_000, title="Open-data key rate limit",
+        description="Default requests per minute for a new open-data API key (each key may have its own).")
+    opendata_anonymous_rate_per_min: int = Field(
+        60, ge=1, le=100_000, title="Anonymous open-data rate limit",
+        description="Requests per minute for an anonymous client address.")
+    opendata_cache_s: float = Field(
+        300.0, ge=0, title="Open-data cache (s)",
+        description="How long a published dataset's rows are reused before they are computed again.")
+
     # -- vision: CCTV analytics (docs/vision.md)
     vision_enabled: bool = Field(True, title="CCTV analytics",
                                  description="Run the camera registry, frame sources and the face/plate/traffic "

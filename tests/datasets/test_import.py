@@ -100,7 +100,7 @@ async def test_failed_commit_leaves_no_version(platform: Any, tmp_path: Path) ->
         return await real(name, meta, [*rows, rows[0]])     # duplicate primary key on the last row
 
     svc._commit = failing  # type: ignore[method-assign]
-    with pytest.raises(Exception):  # noqa: B017 - the store's integrity error, whatever the backend
+    with pytest.raises(Exception):
         await svc.import_file(path, "atomic", opts)
     store = platform.store
     assert await store.scalar(select(func.count()).select_from(dataset_versions)) == 0

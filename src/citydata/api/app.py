@@ -45,6 +45,10 @@ TAGS = [
                                       "vendor analytics events, traffic counts."},
     {"name": "wifi", "description": "WiFi hotspots, session events (RADIUS accounting, AP logs) and footfall."},
     {"name": "web", "description": "The IOC dashboard (/ioc/), the tourist app (/app/) and their assets."},
+    {"name": "analytics", "description": "Planning analytics: tourism, flood, safety, real estate (JSON and plots)."},
+    {"name": "datasets", "description": "Imported government datasets: versions, typed rows, rejections."},
+    {"name": "opendata", "description": "Open data: downloads (CSV, GeoJSON, Parquet), DCAT catalogue, API keys."},
+    {"name": "ckan", "description": "CKAN-compatible open-data action API (/api/3/action/...)."},
 ]
 
 
@@ -81,12 +85,16 @@ def create_app(platform: Platform) -> FastAPI:
         admin,
         agencies,
         alerts,
+        analytics,
         auth,
         cameras,
         cap,
+        ckan,
+        datasets,
         devices,
         geography,
         incidents,
+        opendata,
         ops,
         reports,
         rules,
@@ -112,6 +120,7 @@ def create_app(platform: Platform) -> FastAPI:
     routers = [m.router for m in (sensorthings, ops, auth, devices, geography, sensors, rules, alerts, incidents,
                                   agencies, cap, stream, tracking, admin, reports, web, cameras, vision)]
     routers.append(wifi.router)
+    routers.extend([analytics.router, datasets.router, opendata.router, ckan.router])
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests

@@ -1,0 +1,281 @@
+"""The built-in planning analytics. Each is registered with its documentation (docs/analytics.md is written
+from these definitions); each runs on SQLite and PostgreSQL (plain Core selects, grouping by hour of day in
+Python in the display time zone)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from statistics import mean
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from citydata.analytics.model import WINDOW, Chart, Context, Param, Query, Result, register
+from citydata.analytics.sources import (
+    as_date,
+    has_tables,
+    subdistrict_of,
+    tracking_hourly,
+    wifi_area_daily,
+    wifi_area_hourly,
+)
+from citydata.errors import NotFound
+from citydata.incidents.schema import alerts, incidents
+from citydata.sensorthings import schema as sta
+from citydata.sensorthings.rollups_schema import observation_rollups as rollups
+
+
+def _r(x: float | None, nd: int = 1) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+async def _arrivals(ctx: Context, start: datetime, end: datetime) -> dict[str, Any]:
+    """Arrivals for the window from the ``tourist_arrivals`` dataset: each month of the window pro rata, from
+    the same month of the latest year the dataset has when it lacks that month (statistics lag a year)."""
+    try:
+        rows = await ctx.datasets.rows("tourist_arrivals")
+    except NotFound:
+        return {"arrivals": None, "arrivals_basis": "no tourist_arrivals dataset imported"}
+    by_month: dict[tuple[int, int], int] = defaultdict(int)
+    for r in rows:
+        d = as_date(r["data"]["month"])
+        by_month[(d.year, d.month)] += int(r["data"].get("arrivals") or 0)
+    total, basis = 0.0, set()
+    day = start.astimezone(ctx.tz).date()
+    last = (end - timedelta(microseconds=1)).astimezone(ctx.tz).date()
+    while day <= last:
+        key = (day.year, day.month)
+        if key not in by_month:
+            years = [y for (y, m) in by_month if m == day.month]
+            key = (max(years), day.month) if years else key
+        if key in by_month:
+            days_in_month = ((date(key[0] + key[1] // 12, key[1] % 12 + 1, 1)) - date(key[0], key[1], 1)).days
+            total += by_month[key] / days_in_month
+            basis.add(f"{key[0]}-{key[1]:02d}")
+        day += timedelta(days=1)
+    return {"arrivals": round(total), "arrivals_basis": sorted(basis)}
+
+
+# -- tourism ------------------------------------------------------------------------------------------------
+async def _tourism(ctx: Context, p: dict[str, Any]) -> Result:
+    start, end = p["start"], p["end"]
+    cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: {"wifi": [], "trk": []})
+    hourly: dict[datetime, dict[str, float]] = defaultdict(lambda: {"wifi_devices": 0.0, "travellers": 0.0})
+    sources = []
+    if await has_tables(ctx.store, "wifi_footfall_area_hourly"):
+        sources.append("wifi_footfall_area_hourly")
+        w = wifi_area_hourly
+        for r in await ctx.store.fetch_all(select(w.c.area, w.c.hour, w.c.devices).where(
+                w.c.level == "subdistrict", w.c.area != "", w.c.hour >= start, w.c.hour < end)):
+            cells[(r["area"], ctx.local_hour(r["hour"]))]["wifi"].append(float(r["devices"]))
+            hourly[r["hour"]]["wifi_devices"] += float(r["devices"])
+    if await has_tables(ctx.store, "tracking_hourly"):
+        sources.append("tracking_hourly")
+        t = tracking_hourly
+        for r in await ctx.store.fetch_all(select(t.c.subdistrict, t.c.hour, t.c.travellers).where(
+                t.c.subdistrict != "outside", t.c.hour >= start, t.c.hour < end)):
+            cells[(r["subdistrict"], ctx.local_hour(r["hour"]))]["trk"].append(float(r["travellers"]))
+            hourly[r["hour"]]["travellers"] += float(r["travellers"])
+    days = max(1.0, (end - start).total_seconds() / 86400)
+    rows = []
+    for (code, hour), v in sorted(cells.items()):
+        rows.append({**ctx.area(code), "hour": hour,
+                     "wifi_devices": _r(sum(v["wifi"]) / days), "travellers": _r(sum(v["trk"]) / days)})
+    arrivals = await _arrivals(ctx, start, end)
+    wifi_total = sum(x["wifi_devices"] for x in hourly.values())
+    meta = {**arrivals, "sources": sources, "days": round(days, 2),
+            "wifi_device_hours_per_arrival": (round(wifi_total / arrivals["arrivals"], 3)
+                                              if arrivals.get("arrivals") else None)}
+    series = {"city": [{"hour": h.isoformat(), **{k: round(x, 1) for k, x in v.items()}}
+                       for h, v in sorted(hourly.items())]}
+    return Result("tourism_density", p, ["subdistrict", "name_en", "name_th", "hour", "wifi_devices", "travellers"],
+                  rows, series, meta)
+
+
+register(Query(
+    "tourism_density", "Tourism density by hour and sub-district",
+    "Mean unique WiFi devices (wifi_footfall_area_hourly, level subdistrict) and tracked travellers "
+    "(tracking_hourly) per sub-district and local hour of day over the window, i.e. the sum over the window's "
+    "days divided by its length in days. Set against the tourist arrivals of the same period from the "
+    "imported `tourist_arrivals` dataset (monthly figures pro rata; the same month of the latest year when the "
+    "statistics lag): `meta.arrivals`, `meta.wifi_device_hours_per_arrival`.",
+    ("wifi_footfall_area_hourly", "tracking_hourly", "dataset:tourist_arrivals"), WINDOW,
+    Chart("heatmap", "hour", "name_en", "wifi_devices", title="WiFi devices per hour of day"), _tourism))
+
+
+# -- flood ----------------------------------------------------------------------------------------------------
+RAIN = ("precipitation", "rainfall", "rain")
+LEVEL = ("water_level",)
+
+
+async def _flood(ctx: Context, p: dict[str, Any]) -> Result:
+    from citydata.rules.catalogue import Catalogue
+
+    start, end = p["start"], p["end"]
+    catalogue = Catalogue(ctx.store, ctx.geography)
+    await catalogue.load_all()
+    ds = sta.datastreams
+    ids = [int(r["id"]) for r in await ctx.store.fetch_all(select(ds.c.id))]
+    kinds: dict[int, tuple[str, str]] = {}          # stream -> (rain|level, catchment)
+    for i in ids:
+        info = catalogue.cached(i)
+        if info is None or info.observed_property not in RAIN + LEVEL:
+            continue
+        catchment = str(info.thing_properties.get("catchment") or (info.zone_id or "").split(":")[-1] or "")
+        if catchment:
+            kinds[i] = ("rain" if info.observed_property in RAIN else "level", catchment)
+    per: dict[tuple[str, datetime], dict[str, list[float]]] = defaultdict(lambda: {"rain": [], "level": [],
+                                                                                    "rise": []})
+    if kinds:
+        rows = await ctx.store.fetch_all(
+            select(rollups.c.datastream_id, rollups.c.bucket_start, rollups.c.sum, rollups.c.min, rollups.c.max)
+            .where(and_(rollups.c.period == "hour", rollups.c.bucket_start >= start, rollups.c.bucket_start < end,
+                        rollups.c.datastream_id.in_(list(kinds)))))
+        for r in rows:
+            kind, catchment = kinds[int(r["datastream_id"])]
+            cell = per[(catchment, r["bucket_start"])]
+            if kind == "rain":
+                cell["rain"].append(float(r["sum"]))
+            elif r["max"] is not None:
+                cell["level"].append(float(r["max"]))
+                cell["rise"].append(float(r["max"]) - float(r["min"]))
+    summary: dict[str, dict[str, Any]] = {}
+    series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (catchment, hour), cell in sorted(per.items()):
+        rain = mean(cell["rain"]) if cell["rain"] else None
+        level = max(cell["level"]) if cell["level"] else None
+        rise = max(cell["rise"]) if cell["rise"] else None
+        rain_x = rain is not None and rain >= p["rain_mm_h"]
+        level_x = rise is not None and rise >= p["rise_m"]
+        s = summary.setdefault(catchment, {"rain_total_mm": 0.0, "rain_max_mm_h": 0.0, "level_max_m": None,
+                                           "hours_rain_exceeded": 0, "hours_level_exceeded": 0, "_rain": set(),
+                                           "_level": set()})
+        s["rain_total_mm"] += rain or 0.0
+        s["rain_max_mm_h"] = max(s["rain_max_mm_h"], rain or 0.0)
+        if level is not None:
+            s["level_max_m"] = level if s["level_max_m"] is None else max(s["level_max_m"], level)
+        if rain_x:
+            s["hours_rain_exceeded"] += 1
+            s["_rain"].add(hour)
+        if level_x:
+            s["hours_level_exceeded"] += 1
+            s["_level"].add(hour)
+        series[catchment].append({"hour": hour.isoformat(), "rain_mm": _r(rain), "level_m": _r(level, 3),
+                                  "rise_m": _r(rise, 3), "rain_exceeded": rain_x, "level_exceeded": level_x})
+    rows_out = []
+    for catchment, s in sorted(summary.items()):
+        # at risk: a level exceedance in the hour of a rain exceedance or within the 2 hours after it
+        at_risk = {h for h in s.pop("_level") for lag in range(3) if h - timedelta(hours=lag) in s["_rain"]}
+        s.pop("_rain")
+        rows_out.append({**ctx.area(catchment), "catchment": catchment, **{k: (_r(v) if isinstance(v, float) else v)
+                                                                         for k, v in s.items()},
+                         "hours_at_risk": len(at_risk)})
+    return Result("flood_risk", p, ["subdistrict", "name_en", "name_th", "catchment", "rain_total_mm",
+                                    "rain_max_mm_h", "level_max_m", "hours_rain_exceeded", "hours_level_exceeded",
+                                    "hours_at_risk"], rows_out, dict(series),
+                  {"sources": ["observation_rollups (hour)", "sta_datastreams"], "streams": len(kinds)})
+
+
+register(Query(
+    "flood_risk", "Flood: rain against water level per catchment",
+    "Hourly rollups (observation_rollups, period hour) of the rain gauges and water-level sensors, grouped by "
+    "catchment: the Thing property `catchment` when set, else the sub-district containing the sensor. Per hour: "
+    "rain = mean over the catchment's gauges of the hour's total; level = highest level; rise = largest "
+    "max-min within the hour. A rain exceedance is rain >= rain_mm_h, a level exceedance a rise >= rise_m "
+    "(the thresholds of the flash-flood rule). Hours at risk: level exceedances in the hour of a rain "
+    "exceedance or within the 2 hours after it. `series` holds each catchment's hourly values.",
+    ("observation_rollups", "sta_datastreams", "sta_observed_properties", "sta_locations"),
+    (*WINDOW, Param("rain_mm_h", "number", 30.0, "Rain exceedance threshold (mm in one hour)."),
+     Param("rise_m", "number", 0.3, "Water-level rise exceedance threshold (m within one hour).")),
+    Chart("timeseries", "hour", "rain_mm", "level_m", title="Rain (mm/h) and water level (m)"), _flood))
+
+
+# -- safety ---------------------------------------------------------------------------------------------------
+async def _safety(ctx: Context, p: dict[str, Any]) -> Result:
+    start, end = p["start"], p["end"]
+    cells: dict[tuple[str, int], dict[str, int]] = defaultdict(lambda: {"incidents": 0, "cctv_hits": 0})
+    unplaced = 0
+    for r in await ctx.store.fetch_all(select(incidents.c.created_at, incidents.c.location, incidents.c.zone_id)
+                                       .where(incidents.c.created_at >= start, incidents.c.created_at < end)):
+        code = subdistrict_of(ctx.geography, r["zone_id"], r["location"])
+        if code is None:
+            unplaced += 1
+            continue
+        cells[(code, ctx.local_hour(r["created_at"]))]["incidents"] += 1
+    for r in await ctx.store.fetch_all(select(alerts.c.opened_at, alerts.c.location, alerts.c.zone_id)
+                                       .where(alerts.c.kind.like("vision.%"), alerts.c.opened_at >= start,
+                                              alerts.c.opened_at < end)):
+        code = subdistrict_of(ctx.geography, r["zone_id"], r["location"])
+        if code is None:
+            unplaced += 1
+            continue
+        cells[(code, ctx.local_hour(r["opened_at"]))]["cctv_hits"] += 1
+    out = [{**ctx.area(code), "hour": hour, **v} for (code, hour), v in sorted(cells.items())]
+    totals: dict[str, int] = defaultdict(int)
+    for cell in out:
+        totals[cell["subdistrict"]] += cell["incidents"] + cell["cctv_hits"]
+    hotspots = [{**ctx.area(c), "events": n} for c, n in sorted(totals.items(), key=lambda kv: -kv[1])[:5]]
+    return Result("safety_hotspots", p, ["subdistrict", "name_en", "name_th", "hour", "incidents", "cctv_hits"],
+                  out, {}, {"sources": ["incidents", "alerts (kind vision.*)"], "hotspots": hotspots,
+                             "not_placed": unplaced})
+
+
+register(Query(
+    "safety_hotspots", "Safety: incident and CCTV-hit hotspots by sub-district and hour",
+    "Incidents (by creation time) and CCTV hits (alerts of kind vision.*, by opening time) per sub-district and "
+    "local hour of day. The sub-district is the incident's or alert's zone when it is one, else the one "
+    "containing its location; records with neither are counted in `meta.not_placed`. `meta.hotspots` lists the "
+    "five sub-districts with the most events.",
+    ("incidents", "alerts"), WINDOW,
+    Chart("heatmap", "hour", "name_en", "incidents", title="Incidents per hour of day"), _safety))
+
+
+# -- real estate ----------------------------------------------------------------------------------------------
+async def _realestate(ctx: Context, p: dict[str, Any]) -> Result:
+    start, end = p["start"], p["end"]
+    prices: dict[str, list[float]] = defaultdict(list)
+    try:
+        for zone in await ctx.datasets.rows("land_price_zones"):
+            value = zone["data"].get(p["price_column"])
+            if zone["place_id"] and zone["place_id"].startswith("subdistrict:") and value is not None:
+                prices[zone["place_id"].split(":")[1]].append(float(value))
+    except NotFound:
+        pass
+    hotels: dict[str, list[int]] = defaultdict(list)
+    try:
+        for hotel in await ctx.datasets.rows("hotel_register"):
+            if hotel["place_id"] and hotel["place_id"].startswith("subdistrict:"):
+                hotels[hotel["place_id"].split(":")[1]].append(int(hotel["data"].get("rooms") or 0))
+    except NotFound:
+        pass
+    footfall: dict[str, list[int]] = defaultdict(list)
+    if await has_tables(ctx.store, "wifi_footfall_area_daily"):
+        w = wifi_area_daily
+        first, last = start.astimezone(ctx.tz).date(), end.astimezone(ctx.tz).date()
+        for r in await ctx.store.fetch_all(select(w.c.area, w.c.day, w.c.devices).where(
+                w.c.level == "subdistrict", w.c.area != "", w.c.day >= first, w.c.day < last)):
+            footfall[r["area"]].append(int(r["devices"]))
+    days = max(1, (end.astimezone(ctx.tz).date() - start.astimezone(ctx.tz).date()).days)
+    rows = []
+    for code in sorted(set(prices) | set(footfall) | set(hotels)):
+        rows.append({**ctx.area(code), "land_price_thb_per_sq_wah": _r(mean(prices[code]), 0) if prices[code]
+                     else None, "price_zones": len(prices[code]),
+                     "wifi_devices_per_day": _r(sum(footfall[code]) / days) if footfall[code] else None,
+                     "hotels": len(hotels[code]), "hotel_rooms": sum(hotels[code])})
+    return Result("realestate_footfall", p, ["subdistrict", "name_en", "name_th", "land_price_thb_per_sq_wah",
+                                             "price_zones", "wifi_devices_per_day", "hotels", "hotel_rooms"],
+                  rows, {}, {"sources": ["dataset:land_price_zones", "dataset:hotel_register",
+                                         "wifi_footfall_area_daily"]})
+
+
+register(Query(
+    "realestate_footfall", "Real estate: footfall against land-price zones",
+    "Per sub-district: the mean appraised land price of its zones (imported `land_price_zones` dataset, column "
+    "price_column), the mean unique WiFi devices per day over the window (wifi_footfall_area_daily, level "
+    "subdistrict; days without data count as zero) and the registered hotels and rooms (`hotel_register`).",
+    ("dataset:land_price_zones", "dataset:hotel_register", "wifi_footfall_area_daily"),
+    (*WINDOW, Param("price_column", "text", "price_thb_per_sq_wah", "Price column of the land_price_zones "
+                                                                     "dataset.")),
+    Chart("scatter", "land_price_thb_per_sq_wah", "wifi_devices_per_day", label="name_en",
+          title="Footfall against land price"), _realestate))
