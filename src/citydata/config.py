@@ -84,6 +84,10 @@ class Settings(BaseModel):
                                 description="Key partitions of the NATS bus (events hashed by key; each partition "
                                             "is worked by one rules node at a time). 0: one unpartitioned log "
                                             "(one rules node). Fixed for the life of a stream.")
+    bus_ack_wait_s: float = Field(30.0, ge=1.0, title="Bus acknowledgement wait (s)",
+                                  description="A consumed event not acknowledged within this time is delivered "
+                                              "again (also: how long the events a killed node had in hand wait "
+                                              "before its successor gets them). Set when a consumer is created.")
     cluster_lease_s: float = Field(6.0, gt=0.5, title="Cluster lease (s)",
                                    description="Partition and leader leases in the JetStream key-value bucket "
                                                "expire this long after a node stops renewing them (a killed "

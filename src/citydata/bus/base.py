@@ -124,6 +124,16 @@ class Bus(abc.ABC):
         for it even before any member joins (a no-op where groups are not durable server-side)."""
         return None
 
+    async def resume_at(self, group: str, pattern: str, *, after: int | None,
+                        partition: int | None = None) -> None:
+        """Make the group deliver again, in order, every event after sequence ``after`` (a consumer's own
+        checkpoint; None: after the last event the group acknowledged in order), dropping whatever an earlier
+        member had in hand. A consumer that restores a checkpoint calls it before ``consume``: otherwise the
+        events a killed member held come back only after the acknowledgement wait, behind newer ones, and
+        per-key order would break. No-op where the bus replays from the consumer's position anyway (the
+        in-process bus with its journal)."""
+        return None
+
     @abc.abstractmethod
     async def healthy(self) -> bool: ...
 

@@ -19,4 +19,5 @@ def create_bus(settings: Settings, journal: BusJournal | None = None) -> Bus:
     from citydata.bus.nats import NatsBus  # imported only when chosen
 
     return NatsBus(settings.bus_url, stream=settings.bus_stream, prefix=settings.bus_subject_prefix,
-                   queue_size=settings.bus_queue_size, partitions=settings.bus_partitions)
+                   queue_size=settings.bus_queue_size, partitions=settings.bus_partitions,
+                   ack_wait=settings.bus_ack_wait_s)

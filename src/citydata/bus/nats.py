@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import re
@@ -483,7 +484,8 @@ class NatsBus(Bus):
         except Exception:
             log.error("message on %s is not an event; skipped", msg.subject)
             return None
-        if msg.subject not in {subject for subject, _ in self.targets(event)}:
+        if msg.subject != self.live_subject(event.kind) and \
+                msg.subject not in {subject for subject, _ in self.targets(event)}:
             log.error("event %s of kind %s arrived on %s; skipped", event.id, event.kind, msg.subject)
             return None
         return event
@@ -542,6 +544,36 @@ class NatsBus(Bus):
         except Exception as err:
             raise Unavailable(f"NATS consumer {durable} could not be created ({type(err).__name__})",
                               code="bus_unavailable") from err
+
+    async def resume_at(self, group: str, pattern: str, *, after: int | None,
+                        partition: int | None = None) -> None:
+        """Recreate the durable consumer at ``after + 1`` when anything after ``after`` was delivered already
+        (held by a member that died or stopped): JetStream would otherwise redeliver those events only after
+        ``ack_wait``, behind newer ones. Recreating it also cuts off a member of the old owner that is still
+        bound to it (fencing)."""
+        js = self._jetstream()
+        durable, _, config = self._consumer_config(group, pattern, "new", partition)
+        try:
+            try:
+                info = await js.consumer_info(self.stream, durable)
+            except nats.js.errors.NotFoundError:
+                info = None
+            if info is None and after is None:
+                await js.add_consumer(self.stream, config)
+                return
+            if info is not None:
+                if after is None:
+                    after = (info.ack_floor.stream_seq if info.ack_floor is not None else 0) or 0
+                delivered = info.delivered.stream_seq if info.delivered is not None else 0
+                if (delivered or 0) <= after and not info.num_ack_pending and not info.num_redelivered:
+                    return   # nothing after our position is in anyone's hands
+                await js.delete_consumer(self.stream, durable)
+            await js.add_consumer(self.stream, dataclasses.replace(
+                config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=(after or 0) + 1))
+        except Exception as err:
+            raise Unavailable(f"NATS consumer {durable} could not be repositioned ({type(err).__name__})",
+                              code="bus_unavailable") from err
+        log.info("consumer %s resumes after sequence %d", durable, after or 0)
 
     def _consumer_config(self, group: str, pattern: str, start: StartAt,
                          partition: int | None) -> tuple[str, str, ConsumerConfig]:

@@ -219,6 +219,9 @@ class RulesEngine:
         if self.journal is not None:
             await self._replay_journal()
         if consume:
+            if self.journal is None:   # resume right after the checkpoint, in order (see Bus.resume_at)
+                await self.bus.resume_at(self.options.group, ">", after=self.seq or None,
+                                         partition=self.options.partition)
             self._consumer = await self.bus.consume(self.options.group, ">", self.handle, start="new",
                                                     partition=self.options.partition)
 
