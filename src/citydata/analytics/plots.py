@@ -27,6 +27,9 @@ def render(query: Query, result: Result, path: Path) -> Path:
             _heatmap(fig, ax, result.rows, chart.x, chart.y, chart.value)
         elif chart.kind == "scatter":
             pts = [r for r in result.rows if r.get(chart.x) is not None and r.get(chart.y) is not None]
+            if not pts:
+                ax.text(0.5, 0.5, f"no rows with both {chart.x} and {chart.y}", ha="center", va="center",
+                        transform=ax.transAxes)
             ax.scatter([r[chart.x] for r in pts], [r[chart.y] for r in pts])
             for r in pts:
                 ax.annotate(str(r.get(chart.label, "")), (r[chart.x], r[chart.y]), fontsize=8,

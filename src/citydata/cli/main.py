@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from citydata import __version__
-from citydata.cli import city, config, datasets, db, importer, rules, server, tokens, tracking, vision
+from citydata.cli import (
+    analytics,
+    city,
+    config,
+    datasets,
+    db,
+    importer,
+    opendata,
+    rules,
+    server,
+    tokens,
+    tracking,
+    vision,
+)
 
 app = typer.Typer(name="citydata", help="CityData: City Data Platform and Intelligence Operation Center.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -17,6 +30,8 @@ app.add_typer(importer.app, name="import")
 app.add_typer(rules.app, name="rules")
 app.add_typer(tracking.app, name="tracking")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(analytics.app, name="analytics")
+app.add_typer(opendata.app, name="opendata")
 app.add_typer(vision.app, name="vision")
 db.app.command("purge")(importer.purge)
 server.register(app)
