@@ -114,7 +114,7 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
             token = await _demo_token(platform, s.data_dir)
             url = s.base_url
             sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed,
-                                            mqtt_url=platform.mqtt_url or None))
+                                            mqtt_url=platform.mqtt_url or None, cameras=True))
             sim_task = asyncio.create_task(sim.run())
             password_file = (s.data_dir / "admin_password").resolve()
             print("\nCityData demo is running (Ctrl-C to stop)\n"
@@ -157,7 +157,7 @@ def simulate(url: Annotated[str, typer.Option(help="Base URL of a running platfo
 
     configure_logging("INFO", "text")
     sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed, duration_s=duration,
-                                    mqtt_url=mqtt_url))
+                                    mqtt_url=mqtt_url, cameras=True))
 
     async def go() -> Any:
         task = asyncio.create_task(sim.run())

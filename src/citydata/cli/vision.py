@@ -141,6 +141,7 @@ def scan(video: Path = typer.Argument(..., help="A video file (mp4, avi, mkv ...
     """Play a video through a camera's pipeline; one line per event (hits, violations) and a summary."""
     async def go() -> dict[str, Any]:
         import cv2
+        import numpy as np
 
         from citydata.vision.frames import Frame
 
@@ -165,7 +166,7 @@ def scan(video: Path = typer.Argument(..., help="A video file (mp4, avi, mkv ...
                     break
                 if n % step == 0:
                     at = start + timedelta(seconds=n / native)
-                    await pipe.analyse(Frame(camera, at, img, n, source="file"))
+                    await pipe.analyse(Frame(camera, at, np.asarray(img, dtype=np.uint8), n, source="file"))
                     analysed += 1
                 n += 1
             cap.release()

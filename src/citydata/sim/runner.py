@@ -29,6 +29,7 @@ from citydata.sim.environment import STEP_S, EnvironmentFeed, EnvironmentModel
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from citydata.sim.cameras import CameraFeed
     from citydata.sim.tourists import TouristFeed
 
 
@@ -43,6 +44,7 @@ class SimulatorConfig:
     heartbeat_every_s: float = 60.0       # simulated seconds between heartbeat rounds
     environment: bool = True              # run the SensorThings environment feed too
     tourists: bool = True                 # run the tourist feed (arrivals, app reports, departures)
+    cameras: bool = False                 # run the CCTV feed (frames with faces, Thai plates, red-light runs)
     start: datetime | None = None         # simulated start time (default: now)
 
 
@@ -72,6 +74,7 @@ class Simulator:
         self._stop = asyncio.Event()
         self.environment: EnvironmentFeed | None = None
         self.tourists: TouristFeed | None = None   # the tourist feed while it runs (its stats say what it did)
+        self.cameras: CameraFeed | None = None     # the CCTV feed while it runs
 
     def environment_model(self, start: datetime) -> EnvironmentModel:
         return EnvironmentModel(self.devices, self.config.seed, start)
@@ -101,6 +104,12 @@ class Simulator:
                 # the tourist feed stamps fixes with the wall clock, so it runs at most 30x (see platform_settings)
                 self.tourists = TouristFeed(cfg.seed, speed=min(cfg.speed, 30.0))
                 tourist_task = asyncio.create_task(self.tourists.run(http, self._stop, deadline))
+            camera_task = None
+            if cfg.cameras:
+                from citydata.sim.cameras import CameraFeed
+
+                self.cameras = CameraFeed(cfg.seed)
+                camera_task = asyncio.create_task(self.cameras.run(http, self._stop, deadline))
             queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(10_000)
             if mqtt_url:
                 mqtt_task = asyncio.create_task(self._mqtt_sender(mqtt_url, queue))
@@ -113,9 +122,9 @@ class Simulator:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), wait)
             finally:
-                if env_task is not None or tourist_task is not None:
+                if env_task is not None or tourist_task is not None or camera_task is not None:
                     self._stop.set()
-                for task in (env_task, tourist_task):
+                for task in (env_task, tourist_task, camera_task):
                     if task is not None:
                         with contextlib.suppress(Exception):
                             await task
