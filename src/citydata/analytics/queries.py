@@ -42,18 +42,18 @@ async def _arrivals(ctx: Context, start: datetime, end: datetime) -> dict[str, A
         d = as_date(r["data"]["month"])
         by_month[(d.year, d.month)] += int(r["data"].get("arrivals") or 0)
     total, basis = 0.0, set()
-    day = start.astimezone(ctx.tz).date()
-    last = (end - timedelta(microseconds=1)).astimezone(ctx.tz).date()
-    while day <= last:
-        key = (day.year, day.month)
+    t = start
+    while t < end:                                  # hour by hour, in local months: partial days pro rata
+        local = t.astimezone(ctx.tz)
+        key = (local.year, local.month)
         if key not in by_month:
-            years = [y for (y, m) in by_month if m == day.month]
-            key = (max(years), day.month) if years else key
+            years = [y for (y, m) in by_month if m == local.month]
+            key = (max(years), local.month) if years else key
         if key in by_month:
-            days_in_month = ((date(key[0] + key[1] // 12, key[1] % 12 + 1, 1)) - date(key[0], key[1], 1)).days
-            total += by_month[key] / days_in_month
+            days_in_month = (date(key[0] + key[1] // 12, key[1] % 12 + 1, 1) - date(key[0], key[1], 1)).days
+            total += by_month[key] / (days_in_month * 24)
             basis.add(f"{key[0]}-{key[1]:02d}")
-        day += timedelta(days=1)
+        t += timedelta(hours=1)
     return {"arrivals": round(total), "arrivals_basis": sorted(basis)}
 
 
