@@ -29,7 +29,6 @@ from citydata.vision.tracker import CentroidTracker, Track
 from citydata.vision.workers import PlateSeen
 
 log = logging.getLogger(__name__)
-MAX_DISTANCE = 1.0
 
 
 def _plates() -> Any:
@@ -47,8 +46,14 @@ def normalise(text: str) -> str:
     return str(_plates().normalise_plate(text))
 
 
-def distance(a: str, b: str) -> float:
-    return float(_plates().plate_distance(a, b))
+def distance(hotlisted: str, read: str) -> float | None:
+    """0 for the same plate, 0.5 for one look-alike character (ฌ/ณ, ฬ/พ, ฏ/ฎ, 0/O ...), None otherwise: the
+    hotlist tolerates ONE confusable character, never a different one or two look-alikes."""
+    if hotlisted == read:
+        return 0.0
+    if len(hotlisted) != len(read) or _plates().plate_distance(hotlisted, read) != 0:
+        return None
+    return 0.5 if sum(a != b for a, b in zip(hotlisted, read, strict=True)) <= 1 else None
 
 
 def combine(reads: Sequence[PlateSeen]) -> PlateSeen | None:
@@ -118,8 +123,8 @@ class Hotlist:
                 continue
             if province and e["province"] and province != e["province"]:
                 continue
-            d = 0.0 if plate == text else distance(plate, text)
-            if d <= MAX_DISTANCE and (best is None or d < best.distance):
+            d = distance(plate, text)
+            if d is not None and (best is None or d < best.distance):
                 best = HotlistMatch(plate, str(e["list"]), e["province"], d)
         return best
 

@@ -64,9 +64,11 @@ def _plate_reader() -> Any:
         except ImportError as err:
             raise AnalyticUnavailable(f"the plate reader is not installed: {err}") from err
         try:
-            _PLATE = plates.PlateReader()
+            reader = plates.PlateReader()
+            reader.load()        # every model now, so a missing one disables the analytic at once
         except plates.ModelUnavailable as err:
             raise AnalyticUnavailable(f"plate models unavailable: {err}") from err
+        _PLATE = reader
     return _PLATE
 
 
