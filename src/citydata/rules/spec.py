@@ -8,6 +8,7 @@ number of seconds.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,7 @@ def parse_duration(value: Any, path: str) -> float:
         if match is None:
             raise RuleInvalid(path, "must be a duration like 30m")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0:   # NaN and infinity (YAML .nan, .inf) are no durations
         raise RuleInvalid(path, "must be a positive duration like 30m")
     return seconds
 
