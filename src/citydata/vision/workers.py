@@ -77,8 +77,14 @@ def work_faces(image: Image) -> list[Face]:
 
 
 def work_plates(image: Image) -> list[PlateSeen]:
+    reader = _plate_reader()
+    plates: Any = importlib.import_module("citydata.vision.plates")
+    try:
+        reads = reader.read(image)
+    except plates.ModelUnavailable as err:      # a model that loads lazily on the first real crop
+        raise AnalyticUnavailable(f"plate models unavailable: {err}") from err
     out: list[PlateSeen] = []
-    for r in _plate_reader().read(image):
+    for r in reads:
         x, y, w, h = (int(v) for v in r.bbox)
         out.append(PlateSeen((x, y, w, h), str(r.text), getattr(r, "province", None) or None,
                              float(getattr(r, "confidence", 0.0))))
