@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from citydata.sim.cameras import CameraFeed
     from citydata.sim.tourists import TouristFeed
+    from citydata.sim.wifi import WifiFeed
 
 
 @dataclass
@@ -44,6 +45,7 @@ class SimulatorConfig:
     heartbeat_every_s: float = 60.0       # simulated seconds between heartbeat rounds
     environment: bool = True              # run the SensorThings environment feed too
     tourists: bool = True                 # run the tourist feed (arrivals, app reports, departures)
+    wifi: bool = True                     # run the WiFi feed (hotspot sessions of tourists, residents)
     cameras: bool = False                 # run the CCTV feed (frames with faces, Thai plates, red-light runs)
     start: datetime | None = None         # simulated start time (default: now)
 
@@ -74,6 +76,7 @@ class Simulator:
         self._stop = asyncio.Event()
         self.environment: EnvironmentFeed | None = None
         self.tourists: TouristFeed | None = None   # the tourist feed while it runs (its stats say what it did)
+        self.wifi: WifiFeed | None = None          # the WiFi feed while it runs
         self.cameras: CameraFeed | None = None     # the CCTV feed while it runs
 
     def environment_model(self, start: datetime) -> EnvironmentModel:
@@ -104,6 +107,13 @@ class Simulator:
                 # the tourist feed stamps fixes with the wall clock, so it runs at most 30x (see platform_settings)
                 self.tourists = TouristFeed(cfg.seed, speed=min(cfg.speed, 30.0))
                 tourist_task = asyncio.create_task(self.tourists.run(http, self._stop, deadline))
+            wifi_task = None
+            if cfg.wifi:
+                from citydata.sim.wifi import WifiFeed
+
+                # stamped with the wall clock like the tourist feed, so it runs at most 30x too
+                self.wifi = WifiFeed(cfg.seed, speed=min(cfg.speed, 30.0), tourists=self.tourists)
+                wifi_task = asyncio.create_task(self.wifi.run(http, self._stop, deadline))
             camera_task = None
             if cfg.cameras:
                 from citydata.sim.cameras import CameraFeed
@@ -128,6 +138,10 @@ class Simulator:
                     if task is not None:
                         with contextlib.suppress(Exception):
                             await task
+                if wifi_task is not None:
+                    self._stop.set()
+                    with contextlib.suppress(Exception):
+                        await wifi_task
                 if mqtt_task is not None:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(queue.join(), 5)
