@@ -146,3 +146,10 @@ async def test_bad_files_and_options_fail_with_a_reason(platform: Any, tmp_path:
         await svc.import_file(_csv(tmp_path, "a,b\n1,2\n"), "Bad Name")
     with pytest.raises(ValidationFailed, match="FeatureCollection"):
         await svc.import_file(_csv(tmp_path, '{"type": "Point"}', "x.geojson"), "notfc")
+
+
+async def test_demo_loads_the_samples_once(platform: Any) -> None:
+    from citydata.datasets.samples import load_samples
+
+    assert sorted(await load_samples(platform)) == sorted(s.name for s in SAMPLES)
+    assert await load_samples(platform) == []

@@ -112,6 +112,9 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
         async with Platform(settings, serve_http=True) as platform:
             s = platform.settings
             token = await _demo_token(platform, s.data_dir)
+            from citydata.datasets.samples import load_samples
+
+            await load_samples(platform)   # the synthetic Phuket government datasets, on first start
             url = s.base_url
             sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed,
                                             mqtt_url=platform.mqtt_url or None, cameras=True))
@@ -126,6 +129,9 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
                   f"  WiFi footfall  {url}/api/v1/wifi/map (operator or analyst token)   by zone: "
                   f"{url}/api/v1/wifi/footfall?level=zone\n"
                   f"  Devices        {url}/api/v1/devices\n"
+                  f"  Analytics      {url}/api/v1/analytics (analyst token)   datasets: {url}/api/v1/datasets\n"
+                  f"  Open data      {url}/api/3/action/package_list (CKAN)   DCAT: "
+                  f"{url}/api/v1/opendata/catalog.jsonld\n"
                   f"  Places         {url}/api/v1/places?kind=checkpoint\n"
                   f"  Health         {url}/readyz   metrics: {url}/metrics\n"
                   f"  MQTT broker    {platform.mqtt_url}  (username: an API token)\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from citydata.datasets.geojoin import GeoJoin
 from citydata.datasets.service import ImportOptions
@@ -43,3 +44,18 @@ SAMPLES: tuple[Sample, ...] = (
            {"rooms": "integer", "stars": "integer", "registered": "date", "lat": "number", "lon": "number"},
            ("licence_no", "hotel_name", "rooms")),
 )
+
+
+async def load_samples(platform: Any) -> list[str]:
+    """Import every sample not imported yet (the demo calls this on start); returns the names imported."""
+    from citydata.datasets.service import DatasetService
+
+    assert platform.geography is not None
+    svc = DatasetService(platform.store, platform.geography, platform.clock)
+    done = []
+    for sample in SAMPLES:
+        if not await svc.exists(sample.name):
+            report = await svc.import_file(sample.path, sample.name, sample.options("demo"))
+            if report.committed:
+                done.append(sample.name)
+    return done
