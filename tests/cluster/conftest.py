@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from citydata.cluster.local import LocalCluster
+from citydata.config import Settings
 from tests.conftest import free_port
 
 
@@ -46,8 +47,11 @@ def private_nats(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, private_nats: str, pg_url: str, pg_schema: str) -> Iterator[LocalCluster]:
+    # capabilities that do not take part in these tests stay off, so a node starts in a few seconds
+    off = {f"CITYDATA_{name.upper()}": "false" for name in ("vision_enabled", "wifi_enabled")
+           if name in Settings.model_fields}
     c = LocalCluster.create(tmp_path / "data", bus_url=private_nats, db_url=pg_url, db_schema=pg_schema,
-                            partitions=8, lease_s=2.0, CITYDATA_BUS_ACK_WAIT_S="4")
+                            partitions=8, lease_s=2.0, CITYDATA_BUS_ACK_WAIT_S="4", **off)
     try:
         yield c
     finally:

@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 
@@ -97,7 +96,8 @@ def check_alerts(log: list[tuple[str, str, str]], steps: int) -> None:
     assert len(ids) == len(set(ids)), "an alert event was stored twice"
     expected = ["alert.raised" if i % 2 == 0 else "alert.cleared" for i in range(steps)]
     wrong = {k: v for k, v in per_key.items() if v != expected}
-    assert not wrong and set(per_key) == set(KEYS), f"per-key alert steps differ: {[(k, steps_seen[k]) for k in list(wrong)[:3]]}"
+    sample = [(k, steps_seen[k]) for k in list(wrong)[:3]]
+    assert not wrong and set(per_key) == set(KEYS), f"per-key alert steps differ: {sample}"
 
 
 def held(cluster: LocalCluster, name: str) -> tuple[set[int], bool]:

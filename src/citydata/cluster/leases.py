@@ -11,14 +11,16 @@ rewritten within ``lease_s`` disappears). Keys:
 * ``leader``: the leader lease, the same way; the leader runs what must run once cluster-wide (timers, the
   global rules engine, the IOC consumers).
 
-Every round a worker node computes the partitions it should own from the live workers
-(``citydata.cluster.partition.owned_by``, rendezvous hashing), releases those it should no longer own (its
-work stops and checkpoints first, then the lease is deleted so the new owner need not wait for the expiry),
-renews the rest and tries to take the missing ones. A killed node's leases expire after ``lease_s`` and the
+Two tasks: one renews (heartbeat and every lease held, every ``lease_s / 3``, nothing slow in between); the
+other, at the same pace, decides what to hold: a worker node computes the partitions it should own from the
+live workers (``citydata.cluster.partition.owned_by``, rendezvous hashing), releases those it should no
+longer own (its work stops and checkpoints first, then the lease is deleted so the new owner need not wait
+for the expiry), and tries to take the missing ones. A killed node's leases expire after ``lease_s`` and the
 others take them. A node that cannot renew for ``0.6 × lease_s`` (NATS unreachable, a long pause) stops the
 work of its leases by itself before they can expire, so two nodes never work one partition at once unless a
-process is frozen for longer than that and then resumes (the durable consumer and the checkpoint sequence
-make even that case apply each event once: see docs/scale.md).
+process is frozen for longer than that and then resumes; such a process finds its leases lost at its next
+renewal and abandons the work without a checkpoint, and the new owner has already repositioned the durable
+consumer, which cuts the old member off (the residual window is described in docs/scale.md).
 """
 
 from __future__ import annotations
@@ -67,18 +69,20 @@ class Membership:
     def __init__(self, kv_factory: Callable[[str, float], Awaitable[KeyValue]], bucket: str, node_id: str, *,
                  partitions: int, lease_s: float, worker: bool, info: dict[str, Any],
                  on_acquire: Callable[[int], Awaitable[None]], on_release: Callable[[int], Awaitable[None]],
-                 on_leader: Callable[[bool], Awaitable[None]]) -> None:
+                 on_leader: Callable[[str], Awaitable[None]],
+                 on_lost: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.kv_factory, self.bucket = kv_factory, bucket
         self.node_id = safe_id(node_id)
         self.partitions, self.lease_s, self.worker, self.info = partitions, lease_s, worker, info
         self.on_acquire, self.on_release, self.on_leader = on_acquire, on_release, on_leader
+        self.on_lost = on_lost or on_release
         self.owned: dict[int, int] = {}       # partition -> lease revision
         self.leader_rev: int | None = None
         self.live: dict[str, dict[str, Any]] = {}
         self.stats = MembershipStats()
         self._kv: KeyValue | None = None
         self._last_ok = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
     @property
@@ -101,47 +105,75 @@ class Membership:
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
         self._kv = await self.kv_factory(self.bucket, self.lease_s)
+        await self.renew()
         await self.round()
-        self._task = asyncio.create_task(self._loop(), name="cluster-membership")
+        self._tasks = [asyncio.create_task(self._loop(self.renew), name="cluster-renew"),
+                       asyncio.create_task(self._loop(self.round), name="cluster-membership")]
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
         await asyncio.gather(*(self._release(k) for k in sorted(self.owned)))
         if self.leader_rev is not None:
             rev, self.leader_rev = self.leader_rev, None
-            await self._guard(self.on_leader(False))
+            await self._guard(self.on_leader("resign"))
             await self._delete(LEADER, rev)
         if self._kv is not None:
             with contextlib.suppress(Exception):
                 await self._kv.delete(f"node.{self.node_id}")
 
-    async def _loop(self) -> None:
+    async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.period_s)
-            await self.round()
+            await step()
 
-    # -- one round -------------------------------------------------------------------------------------------
-    async def round(self) -> None:
-        started = time.monotonic()
-        self.stats.rounds += 1
+    # -- renewal (its own task, so slow work never delays it) --------------------------------------------------
+    async def renew(self) -> None:
+        """Heartbeat and renew every lease held. A lease found lost, or leases not renewed for 0.6 × lease_s,
+        stop their work at once without a checkpoint (``on_lost``)."""
+        kv = self._kv
+        assert kv is not None
         try:
-            await self._round()
+            await kv.put(f"node.{self.node_id}", orjson.dumps({**self.info, "id": self.node_id,
+                                                              "worker": self.worker}))
+            for k, rev in sorted(self.owned.items()):
+                try:
+                    new_rev = await kv.update(f"part.{k}", self.node_id.encode(), last=rev)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    if self.owned.get(k) == rev:   # (not released meanwhile)
+                        del self.owned[k]
+                        self.stats.lost += 1
+                        self._note(f"partition {k}: lease lost; work stopped")
+                        await self._guard(self.on_lost(k))
+                    continue
+                if self.owned.get(k) == rev:
+                    self.owned[k] = new_rev
+            if self.leader_rev is not None:
+                rev = self.leader_rev
+                try:
+                    new_rev = await kv.update(LEADER, self.node_id.encode(), last=rev)
+                except nats.js.errors.KeyWrongLastSequenceError:
+                    if self.leader_rev == rev:
+                        self.leader_rev = None
+                        self._note("leader lease lost")
+                        await self._guard(self.on_leader("lost"))
+                else:
+                    if self.leader_rev == rev:
+                        self.leader_rev = new_rev
             self._last_ok = time.monotonic()
         except asyncio.CancelledError:
             raise
         except Exception as err:
             self.stats.failed_rounds += 1
-            log.warning("cluster round failed (%s: %s)", type(err).__name__, err)
+            log.warning("cluster lease renewal failed (%s: %s)", type(err).__name__, err)
             with contextlib.suppress(Exception):   # the bucket may be gone (NATS lost its state): recreate it
                 self._kv = await self.kv_factory(self.bucket, self.lease_s)
             if time.monotonic() - self._last_ok > 0.6 * self.lease_s:
                 await self._fence()
-        self.stats.last_round_s = time.monotonic() - started
 
     async def _fence(self) -> None:
         """We could not renew in time: stop our work before anyone else may take it."""
@@ -149,30 +181,35 @@ class Membership:
         for k in lost:
             self._note(f"partition {k}: lease not renewed in time, work stopped")
             self.stats.lost += 1
-        await asyncio.gather(*(self._guard(self.on_release(k)) for k in lost))
+        await asyncio.gather(*(self._guard(self.on_lost(k)) for k in lost))
         if self.leader_rev is not None:
             self.leader_rev = None
             self._note("leader lease not renewed in time; leader work stopped")
-            await self._guard(self.on_leader(False))
+            await self._guard(self.on_leader("lost"))
+
+    # -- membership round: what to hold, hand-overs, takeovers -------------------------------------------------
+    async def round(self) -> None:
+        started = time.monotonic()
+        self.stats.rounds += 1
+        try:
+            await self._round()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self.stats.failed_rounds += 1
+            log.warning("cluster round failed (%s: %s)", type(err).__name__, err)
+        self.stats.last_round_s = time.monotonic() - started
 
     async def _round(self) -> None:
         kv = self._kv
         assert kv is not None
-        await kv.put(f"node.{self.node_id}", orjson.dumps({**self.info, "id": self.node_id,
-                                                          "worker": self.worker}))
+        if not self.healthy:
+            return    # our leases may be gone: take nothing until renewals work again
         self.live = await self._live_nodes()
         workers = {n for n, info in self.live.items() if info.get("worker")}
         desired = owned_by(self.node_id, self.partitions, workers) if self.worker else set()
         await asyncio.gather(*(self._release(k) for k in sorted(self.owned) if k not in desired))
-        for k in sorted(self.owned):
-            try:
-                self.owned[k] = await kv.update(f"part.{k}", self.node_id.encode(), last=self.owned[k])
-            except nats.js.errors.KeyWrongLastSequenceError:
-                self._note(f"partition {k}: lease lost")
-                self.stats.lost += 1
-                del self.owned[k]
-                await self._guard(self.on_release(k))
-        await self._renew_leader(kv)
+        await self._take_leader(kv)
         taken: list[int] = []
         for k in sorted(desired - set(self.owned)):
             try:
@@ -189,16 +226,8 @@ class Membership:
                 log.error("starting the work of partition %d failed (%r); releasing it", k, result)
                 await self._release(k)
 
-    async def _renew_leader(self, kv: KeyValue) -> None:
-        if not self.worker:
-            return
-        if self.leader_rev is not None:
-            try:
-                self.leader_rev = await kv.update(LEADER, self.node_id.encode(), last=self.leader_rev)
-            except nats.js.errors.KeyWrongLastSequenceError:
-                self.leader_rev = None
-                self._note("leader lease lost")
-                await self._guard(self.on_leader(False))
+    async def _take_leader(self, kv: KeyValue) -> None:
+        if not self.worker or self.leader_rev is not None:
             return
         try:
             rev = await kv.create(LEADER, self.node_id.encode())
@@ -208,11 +237,11 @@ class Membership:
         self.stats.leader_terms += 1
         self._note("leader lease taken")
         try:
-            await self.on_leader(True)
+            await self.on_leader("lead")
         except Exception:
             log.exception("starting the leader's work failed; giving the lease back")
             self.leader_rev = None
-            await self._guard(self.on_leader(False))
+            await self._guard(self.on_leader("resign"))
             await self._delete(LEADER, rev)
 
     async def _live_nodes(self) -> dict[str, dict[str, Any]]:

@@ -54,7 +54,7 @@ class ClusterNode:
             kv_factory, f"{s.bus_stream}_cluster", self.node_id, partitions=self.partitions,
             lease_s=s.cluster_lease_s, worker=self.worker,
             info={"role": self.role, "url": s.base_url, "pid": os.getpid()},
-            on_acquire=self._acquire, on_release=self._release, on_leader=self._leader)
+            on_acquire=self._acquire, on_release=self._release, on_leader=self._leader, on_lost=self._lost)
 
     async def start(self) -> None:
         bus = self.platform.bus
@@ -87,13 +87,18 @@ class ClusterNode:
         if engine is not None:
             await engine.stop()     # hands back unacknowledged events, checkpoints
 
+    async def _lost(self, k: int) -> None:
+        engine = self.engines.pop(k, None)
+        if engine is not None:
+            await engine.abandon()  # no checkpoint: the next owner restores the last committed one
+
     # -- leader work -----------------------------------------------------------------------------------------
-    async def _leader(self, leading: bool) -> None:
+    async def _leader(self, state: str) -> None:
         async with self._lock:
-            if leading:
+            if state == "lead":
                 await self._lead()
             else:
-                await self._step_down()
+                await self._step_down(abandon=state == "lost")
 
     async def _lead(self) -> None:
         p = self.platform
@@ -112,12 +117,12 @@ class ClusterNode:
         self.leader_parts.append("retention")
         log.info("cluster node %s leads: global rules, tracking, IOC consumers and timers", self.node_id)
 
-    async def _step_down(self) -> None:
+    async def _step_down(self, *, abandon: bool = False) -> None:
         p = self.platform
         for part in reversed(self.leader_parts):
             try:
                 if part == "global" and self.global_engine is not None:
-                    await self.global_engine.stop()
+                    await (self.global_engine.abandon() if abandon else self.global_engine.stop())
                     self.global_engine = None
                 elif part == "tracking" and p.tracking is not None:
                     tracking, p.tracking = p.tracking, None

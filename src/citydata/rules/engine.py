@@ -56,6 +56,7 @@ import orjson
 
 from citydata.bus.base import Bus, Consumer, Delivery, register_fanout_kind
 from citydata.clock import Clock
+from citydata.errors import Unavailable
 from citydata.events import Event
 from citydata.rules.catalogue import Catalogue, StreamInfo, zone_of
 from citydata.rules.conditions.base import BindContext, Condition, Fact, Limits
@@ -163,6 +164,7 @@ class RulesEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._consumer: Consumer | None = None
         self._running = False
+        self._abandoned = False
 
     # -- rules -----------------------------------------------------------------------------------------------
     def compile(self, doc: dict[str, Any], version: int) -> Rule:
@@ -240,6 +242,23 @@ class RulesEngine:
         if self._published:
             await self.rules_store.drop_outbox(self._published)
             self._published = []
+
+    async def abandon(self) -> None:
+        """Stop at once without writing a checkpoint: the partition's lease was lost, another node may own it
+        now and restores the last committed checkpoint (decided alerts are in its outbox). Events in hand are
+        handed back unacknowledged."""
+        self._abandoned = True
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        async with self._committed:
+            self._committed.notify_all()
+        if self._consumer is not None:
+            await self._consumer.close()
+            self._consumer = None
 
     async def _restore(self) -> None:
         cp = await self.rules_store.load_checkpoint(self.options.name)
@@ -540,7 +559,9 @@ class RulesEngine:
     async def _wait_committed(self, seq: int) -> None:
         self._wake.set()
         async with self._committed:
-            await self._committed.wait_for(lambda: self._committed_seq >= seq)
+            await self._committed.wait_for(lambda: self._committed_seq >= seq or self._abandoned)
+        if self._committed_seq < seq:   # never acknowledge what no checkpoint covers
+            raise Unavailable("the rules engine gave its partition up", code="rules_abandoned")
 
     async def _checkpointer(self) -> None:
         while True:
