@@ -33,3 +33,44 @@ def test_enroll_then_match_face(tmp_path: Path) -> None:
     bad.write_bytes(b"not an image")
     r = CliRunner().invoke(app, ["enroll", "-w", "wanted", "-s", "x", str(bad)], env=env)
     assert r.exit_code != 0 and "could not be decoded" in r.output
+
+
+def test_scan_a_video_through_a_camera(tmp_path: Path) -> None:
+    need_faces()
+    import asyncio
+
+    import cv2
+    import numpy as np
+
+    from citydata.app import Platform
+    from citydata.vision.cameras import CameraIn
+    from tests.conftest import make_settings
+
+    async def seed() -> None:
+        async with Platform(make_settings(tmp_path, mqtt_url="none://", vision_workers=0)) as p:
+            assert p.vision is not None
+            await p.vision.put_camera(CameraIn(id="cam:scan", name="scan", lon=98.3, lat=7.9, analytics=["faces"]))
+
+    asyncio.run(seed())
+    env = {"CITYDATA_DATA_DIR": str(tmp_path / "data"), "CITYDATA_MQTT_URL": "none://"}
+    r = CliRunner().invoke(app, ["enroll", "-w", "wanted", "-s", "case-9", "--reason", "warrant 9",
+                                 str(face_path("barack_obama_01.jpg"))], env=env)
+    assert r.exit_code == 0, r.output
+    clip = tmp_path / "clip.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 2.0, (640, 480))
+    for name in ("lin_manuel_miranda_01.jpg", "barack_obama_02.jpg"):
+        person = cv2.imread(str(face_path(name)))
+        frame = np.full((480, 640, 3), 200, np.uint8)
+        s = 400 / max(person.shape[:2])
+        person = cv2.resize(person, (int(person.shape[1] * s), int(person.shape[0] * s)))
+        frame[:person.shape[0], :person.shape[1]] = person
+        out.write(frame)
+    out.release()
+    r = CliRunner().invoke(app, ["scan", str(clip), "--camera", "cam:scan", "--fps", "2"], env=env)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    hits = [row for row in rows if row.get("kind") == "vision.watchlist_hit"]
+    assert len(hits) == 1 and hits[0]["data"]["subject_id"] == "case-9"
+    assert rows[-1]["summary"]["faces"] == 2 and rows[-1]["summary"]["faces_discarded"] == 1
+    r = CliRunner().invoke(app, ["scan", str(clip), "--camera", "cam:nope"], env=env)
+    assert r.exit_code != 0 and "no camera" in r.output
