@@ -74,3 +74,22 @@ def test_scan_a_video_through_a_camera(tmp_path: Path) -> None:
     assert rows[-1]["summary"]["faces"] == 2 and rows[-1]["summary"]["faces_discarded"] == 1
     r = CliRunner().invoke(app, ["scan", str(clip), "--camera", "cam:nope"], env=env)
     assert r.exit_code != 0 and "no camera" in r.output
+
+
+def test_read_plate(tmp_path: Path) -> None:
+    """A rendered Thai plate in a road scene: read when the plate models are installed, else one clear error."""
+    from citydata.sim.cameras import car_frame, road_scene
+    from citydata.vision.plates.synth import jpeg_bytes, plate_image
+    from citydata.vision.workers import AnalyticUnavailable, _plate_reader
+
+    image = tmp_path / "car.jpg"
+    image.write_bytes(jpeg_bytes(car_frame(road_scene(), 200, plate_image("กข1234", "ภูเก็ต", width=170))))
+    r = CliRunner().invoke(app, ["read-plate", str(image)])
+    try:
+        _plate_reader()
+    except AnalyticUnavailable as err:
+        assert r.exit_code != 0 and "unavailable" in r.output and str(err)[:20] in r.output
+        return
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert any(row["text"] == "กข1234" and row["province"] == "ภูเก็ต" for row in rows), rows
