@@ -8,7 +8,7 @@ export UV_LINK_MODE := copy
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help demo serve test check lint typecheck unit bench docs env clean
+.PHONY: help demo serve cluster test check lint typecheck unit bench docs env clean
 
 help:
 	@echo "make demo   - run the platform on SQLite + embedded MQTT, fed by the Phuket simulator"
@@ -16,6 +16,7 @@ help:
 	@echo "make check  - lint and type-check only"
 	@echo "make bench  - run the benchmarks and write BENCHMARKS.md"
 	@echo "make docs   - regenerate docs/configuration.md and docs/roles.md"
+	@echo "make cluster - three nodes on loopback ports against the local NATS and PostgreSQL (docs/scale.md)"
 
 env: .venv/.synced
 
@@ -31,6 +32,11 @@ demo: env
 
 serve: env
 	$(RUN) citydata serve
+
+# three `citydata serve` nodes on 127.0.0.1:8101-8103, NATS JetStream (CITYDATA_BUS_URL, default
+# nats://127.0.0.1:4222, stream CITYDATA_CLUSTER) and PostgreSQL (CITYDATA_DB_URL, schema citydata_cluster)
+cluster: env
+	$(RUN) python -m citydata.cluster.local --nodes 3
 
 lint: env
 	$(RUN) ruff check src tests tools $(wildcard bench)
