@@ -105,3 +105,24 @@ async def test_api_and_plots(aplatform: Any, aclient: Any, tmp_path: Path) -> No
     assert len(r.json()["items"]) == 4
     r = await aclient.get("/api/v1/datasets/hotel_register/rows", params={"limit": 2}, headers=analyst)
     assert r.json()["total"] == 117 and len(r.json()["items"]) == 2
+
+
+async def test_flood_reads_raw_observations_after_the_rollups(aplatform: Any, aclient: Any) -> None:
+    """Hours not rolled up yet (the rollup runs with a lag) come from the raw Observations."""
+    s = await seed(aplatform, aclient)
+    admin = bearer(await token_for(aplatform, "admin"))
+    streams = (await aclient.get("/v1.1/Datastreams?$select=id,name", headers=admin)).json()["value"]
+    ids = {d["name"]: d["@iot.id"] for d in streams}
+    hour = END + timedelta(hours=2)
+    for name, values in (("Rain gauge Talat Yai", (20.0, 25.0)), ("Level Khlong Bang Yai", (1.0, 1.45))):
+        for i, value in enumerate(values):
+            r = await aclient.post(f"/v1.1/Datastreams({ids[name]})/Observations", headers=admin, json={
+                "phenomenonTime": (hour + timedelta(minutes=10 + 20 * i)).isoformat(), "result": value})
+            assert r.status_code == 201, r.text
+    before = (await aplatform.analytics.run("flood_risk", WINDOW)).rows[0]
+    after = (await aplatform.analytics.run("flood_risk", {"start": START.isoformat(),
+                                                          "end": (END + timedelta(days=1)).isoformat()})).rows[0]
+    assert after["rain_total_mm"] == round(sum(s.rain.values()) + 45.0, 1)
+    assert after["hours_rain_exceeded"] == before["hours_rain_exceeded"] + 1
+    assert after["hours_level_exceeded"] == before["hours_level_exceeded"] + 1
+    assert after["hours_at_risk"] == before["hours_at_risk"] + 1

@@ -24,6 +24,7 @@ from citydata.errors import NotFound
 from citydata.incidents.schema import alerts, incidents
 from citydata.sensorthings import schema as sta
 from citydata.sensorthings.rollups_schema import observation_rollups as rollups
+from citydata.store.schema import observations
 
 
 def _r(x: float | None, nd: int = 1) -> float | None:
@@ -104,6 +105,35 @@ register(Query(
     Chart("heatmap", "hour", "name_en", "wifi_devices", title="WiFi devices per hour of day"), _tourism))
 
 
+async def _hourly(ctx: Context, streams: list[int], start: datetime, end: datetime,
+                  ) -> list[tuple[int, datetime, float, float | None, float | None]]:
+    """(stream, hour, sum, min, max) per stream and hour: the hourly rollups, and for the hours after a
+    stream's newest rolled-up hour (not rolled up yet: the rollup runs with a lag) the raw Observations."""
+    if not streams:
+        return []
+    out = [(int(r["datastream_id"]), r["bucket_start"], float(r["sum"]), r["min"], r["max"])
+           for r in await ctx.store.fetch_all(
+               select(rollups.c.datastream_id, rollups.c.bucket_start, rollups.c.sum, rollups.c.min, rollups.c.max)
+               .where(and_(rollups.c.period == "hour", rollups.c.bucket_start >= start,
+                           rollups.c.bucket_start < end, rollups.c.datastream_id.in_(streams))))]
+    rolled: dict[int, datetime] = {}
+    for stream, hour, *_ in out:
+        rolled[stream] = max(rolled.get(stream, hour), hour)
+    since = {s: rolled[s] + timedelta(hours=1) if s in rolled else start for s in streams}
+    o = observations
+    raw: dict[tuple[int, datetime], list[float]] = defaultdict(list)
+    for r in await ctx.store.fetch_all(
+            select(o.c.datastream_id, o.c.phenomenon_time, o.c.result_number)
+            .where(and_(o.c.datastream_id.in_(streams), o.c.phenomenon_time >= min(since.values()),
+                        o.c.phenomenon_time < end, o.c.result_number.is_not(None)))):
+        stream = int(r["datastream_id"])
+        if r["phenomenon_time"] >= since[stream]:
+            hour = r["phenomenon_time"].replace(minute=0, second=0, microsecond=0)
+            raw[(stream, hour)].append(float(r["result_number"]))
+    out += [(stream, hour, sum(v), min(v), max(v)) for (stream, hour), v in raw.items()]
+    return out
+
+
 # -- flood ----------------------------------------------------------------------------------------------------
 RAIN = ("precipitation", "rainfall", "rain")
 LEVEL = ("water_level",)
@@ -127,19 +157,14 @@ async def _flood(ctx: Context, p: dict[str, Any]) -> Result:
             kinds[i] = ("rain" if info.observed_property in RAIN else "level", catchment)
     per: dict[tuple[str, datetime], dict[str, list[float]]] = defaultdict(lambda: {"rain": [], "level": [],
                                                                                     "rise": []})
-    if kinds:
-        rows = await ctx.store.fetch_all(
-            select(rollups.c.datastream_id, rollups.c.bucket_start, rollups.c.sum, rollups.c.min, rollups.c.max)
-            .where(and_(rollups.c.period == "hour", rollups.c.bucket_start >= start, rollups.c.bucket_start < end,
-                        rollups.c.datastream_id.in_(list(kinds)))))
-        for r in rows:
-            kind, catchment = kinds[int(r["datastream_id"])]
-            cell = per[(catchment, r["bucket_start"])]
-            if kind == "rain":
-                cell["rain"].append(float(r["sum"]))
-            elif r["max"] is not None:
-                cell["level"].append(float(r["max"]))
-                cell["rise"].append(float(r["max"]) - float(r["min"]))
+    for stream, hour, total, low, high in await _hourly(ctx, list(kinds), start, end):
+        kind, catchment = kinds[stream]
+        cell = per[(catchment, hour)]
+        if kind == "rain":
+            cell["rain"].append(total)
+        elif high is not None and low is not None:
+            cell["level"].append(high)
+            cell["rise"].append(high - low)
     summary: dict[str, dict[str, Any]] = {}
     series: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (catchment, hour), cell in sorted(per.items()):
@@ -179,7 +204,8 @@ async def _flood(ctx: Context, p: dict[str, Any]) -> Result:
 
 register(Query(
     "flood_risk", "Flood: rain against water level per catchment",
-    "Hourly rollups (observation_rollups, period hour) of the rain gauges and water-level sensors, grouped by "
+    "Hourly rollups (observation_rollups, period hour; raw Observations for the hours after a stream's newest "
+    "rolled-up hour) of the rain gauges and water-level sensors, grouped by "
     "catchment: the Thing property `catchment` when set, else the sub-district containing the sensor. Per hour: "
     "rain = mean over the catchment's gauges of the hour's total; level = highest level; rise = largest "
     "max-min within the hour. A rain exceedance is rain >= rain_mm_h, a level exceedance a rise >= rise_m "
