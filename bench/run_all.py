@@ -114,6 +114,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "geofence": (["bench/geofence.py"], ["bench/geofence.py", "--quick"], lambda d: d["summary"]),
     "mqtt_latency": (["bench/mqtt_latency.py"], ["bench/mqtt_latency.py", "--quick"], lambda d: d["summary"]),
     "vision": (["bench/vision.py"], ["bench/vision.py", "--quick"], lambda d: d["summary"]),
+    "plates_accuracy": (["bench/plates_accuracy.py"], ["bench/plates_accuracy.py", "--quick"], lambda d: d["summary"]),
     "crash": (["bench/crash.py"], ["bench/crash.py", "--kills", "5"], lambda d: d["summary"]),
 }
 

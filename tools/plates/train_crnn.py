@@ -53,7 +53,7 @@ PROVINCES = list(synth.PROVINCES)
 
 
 def preprocess(image_bgr: np.ndarray) -> np.ndarray:
-    """BGR crop -> float32 (1, 64, 144) in [-1, 1]; must match citydata.vision.plates.crnn.preprocess."""
+    """BGR crop -> float32 (1, INPUT_H, INPUT_W) in [-1, 1]; must match citydata.vision.plates.crnn.preprocess."""
     import cv2
 
     grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--hold-out", default="Sawasdee", help="font family kept out of training")
     ap.add_argument("--out", type=Path, default=Path("/tmp/cd/crnn"))
     ap.add_argument("--batch", type=int, default=48)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)

@@ -67,6 +67,10 @@ class PlateRecogniser(abc.ABC):
     def read(self, crop_bgr: np.ndarray) -> Reading | None:
         """Read one plate crop; None when nothing plate-like is read."""
 
+    def read_batch(self, crops: list[np.ndarray]) -> list[Reading | None]:
+        """Read several crops; models that batch override this."""
+        return [self.read(c) for c in crops]
+
 
 _DETECTORS: dict[str, Callable[[], PlateDetector]] = {}
 _RECOGNISERS: dict[str, Callable[[], PlateRecogniser]] = {}

@@ -114,18 +114,27 @@ class RapidOCRLatinRecogniser(PlateRecogniser):
     name = "rapidocr"
 
     def read(self, crop_bgr: np.ndarray) -> Reading | None:
+        return self.read_batch([crop_bgr])[0]
+
+    def read_batch(self, crops: list[np.ndarray]) -> list[Reading | None]:
+        crops = [c for c in crops]
+        if not crops:
+            return []
         eng = engine()
+        from rapidocr.ch_ppocr_rec.typings import TextRecInput
+
         with CALL_LOCK:
-            res = eng(crop_bgr, use_det=False, use_cls=False, use_rec=True)
+            rec = eng._load_rec_model()  # the recogniser alone, batched: no detection inside each crop
+            res = rec(TextRecInput(img=[np.ascontiguousarray(c) for c in crops]))
         txts = list(getattr(res, "txts", None) or [])
         scores = list(getattr(res, "scores", None) or [])
-        if not txts:
-            return None
-        raw = re.sub(r"[^A-Za-z0-9]", "", txts[0])
-        text = normalise_plate(raw)
+        return [self._reading(t, float(s)) for t, s in zip(txts, scores, strict=True)]
+
+    @staticmethod
+    def _reading(raw: str, conf: float) -> Reading | None:
+        text = normalise_plate(re.sub(r"[^A-Za-z0-9]", "", raw))
         if not text:
             return None
-        conf = float(scores[0]) if scores else 0.0
         if not is_latin_registration(text):
             conf *= 0.5
         return Reading(text=text, province=None, confidence=conf)

@@ -79,10 +79,7 @@ class PlateReader:
             self.latin.read(np.full((32, 96, 3), 255, np.uint8))
 
     def _primary(self, crops: list[np.ndarray]) -> list[Reading | None]:
-        rec = self.recogniser
-        if isinstance(rec, _crnn.CRNNRecogniser):
-            return rec.read_batch(crops)
-        return [rec.read(c) for c in crops]
+        return self.recogniser.read_batch(crops) if crops else []
 
     def _accept_thai(self, r: Reading | None) -> bool:
         return r is not None and is_thai_registration(r.text) and r.confidence >= self.min_confidence
@@ -115,10 +112,9 @@ class PlateReader:
                 found.append(PlateRead(c.bbox, r.text, r.province, r.confidence))
         latin = self.latin
         if latin is not None:
-            for c in cands:
-                if c.lines != 1 or any(_overlap(c.bbox, f.bbox) > 0.5 for f in found if f.province):
-                    continue
-                lr = latin.read(_crop(image_bgr, c.bbox))
+            single = [c for c in cands if c.lines == 1
+                      and not any(_overlap(c.bbox, f.bbox) > 0.5 for f in found if f.province)]
+            for c, lr in zip(single, latin.read_batch([_crop(image_bgr, c.bbox) for c in single]), strict=True):
                 if lr is not None and self._accept_latin(lr):
                     found.append(PlateRead(c.bbox, lr.text, None, lr.confidence))
         found.sort(key=lambda p: -p.confidence)

@@ -70,14 +70,13 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
 
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, font_path: Path, box_w: int, box_h: int, size: int,
               fill: tuple[int, int, int], center: tuple[int, int], stretch: float) -> None:
-    """Draw ``text`` centred, shrunk until it fits the box (horizontal stretch applied by the caller's canvas)."""
-    while size > 8:
-        font = _font(font_path, size)
-        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
-        if (x1 - x0) * stretch <= box_w and (y1 - y0) <= box_h:
-            break
-        size -= 2
+    """Draw ``text`` centred, scaled to fit the box (horizontal stretch applied by the caller's canvas)."""
+    font = _font(font_path, size)
     x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+    fit = min(1.0, box_w / max(1.0, (x1 - x0) * stretch), box_h / max(1, y1 - y0))
+    if fit < 1.0:
+        font = _font(font_path, max(8, int(size * fit)))
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
     cx, cy = center
     draw.text((cx / stretch - (x1 + x0) / 2, cy - (y1 + y0) / 2), text, font=font, fill=fill)
 
@@ -106,14 +105,12 @@ def render_clean(registration_printed: str, province: str, font_path: Path, rng:
 
 
 def _background(rng: random.Random, h: int, w: int) -> np.ndarray:
+    """Random colour, a smooth gradient and blotches: a tiny random image scaled up."""
     nrng = np.random.default_rng(rng.getrandbits(32))
-    base = nrng.integers(0, 255, size=3)
-    bg = np.empty((h, w, 3), np.float32)
-    bg[:] = base
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    bg += (gx / max(w, 1) * nrng.uniform(-80, 80) + gy / max(h, 1) * nrng.uniform(-80, 80))[..., None]
-    small = nrng.normal(0, nrng.uniform(5, 60), size=(max(2, h // 8), max(2, w // 8), 3)).astype(np.float32)
-    bg += cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    small = nrng.normal(nrng.integers(0, 255, size=3), nrng.uniform(5, 70),
+                        size=(max(2, h // 8), max(2, w // 8), 3)).astype(np.float32)
+    small += np.linspace(0, nrng.uniform(-80, 80), small.shape[1], dtype=np.float32)[None, :, None]
+    bg = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     return np.clip(bg, 0, 255).astype(np.uint8)
 
 
@@ -188,7 +185,7 @@ def random_plate(rng: random.Random, fonts: list[Path] | None = None, *, strengt
     if registration is not None:
         reg, printed = registration, _printed(registration)
     prov = province or rng.choice(PROVINCES)
-    clean = render_clean(printed, prov, rng.choice(fonts), rng)
+    clean = render_clean(printed, prov, rng.choice(fonts), rng, scale=0.65)  # crops end up 60-220 px wide
     return SynthPlate(degrade(clean, rng, strength=strength), reg, prov)
 
 
