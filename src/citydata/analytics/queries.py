@@ -63,26 +63,36 @@ async def _tourism(ctx: Context, p: dict[str, Any]) -> Result:
     start, end = p["start"], p["end"]
     cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: {"wifi": [], "trk": []})
     hourly: dict[datetime, dict[str, float]] = defaultdict(lambda: {"wifi_devices": 0.0, "travellers": 0.0})
+    seen: dict[str, dict[int, set[datetime]]] = {"wifi": defaultdict(set), "trk": defaultdict(set)}
     sources = []
     if await has_tables(ctx.store, "wifi_footfall_area_hourly"):
         sources.append("wifi_footfall_area_hourly")
         w = wifi_area_hourly
         for r in await ctx.store.fetch_all(select(w.c.area, w.c.hour, w.c.devices).where(
                 w.c.level == "subdistrict", w.c.area != "", w.c.hour >= start, w.c.hour < end)):
-            cells[(r["area"], ctx.local_hour(r["hour"]))]["wifi"].append(float(r["devices"]))
+            h = ctx.local_hour(r["hour"])
+            cells[(r["area"], h)]["wifi"].append(float(r["devices"]))
+            seen["wifi"][h].add(r["hour"])
             hourly[r["hour"]]["wifi_devices"] += float(r["devices"])
     if await has_tables(ctx.store, "tracking_hourly"):
         sources.append("tracking_hourly")
         t = tracking_hourly
         for r in await ctx.store.fetch_all(select(t.c.subdistrict, t.c.hour, t.c.travellers).where(
                 t.c.subdistrict != "outside", t.c.hour >= start, t.c.hour < end)):
-            cells[(r["subdistrict"], ctx.local_hour(r["hour"]))]["trk"].append(float(r["travellers"]))
+            h = ctx.local_hour(r["hour"])
+            cells[(r["subdistrict"], h)]["trk"].append(float(r["travellers"]))
+            seen["trk"][h].add(r["hour"])
             hourly[r["hour"]]["travellers"] += float(r["travellers"])
-    days = max(1.0, (end - start).total_seconds() / 86400)
+
+    def per_hour(values: list[float], source: str, hour: int) -> float | None:
+        hours = len(seen[source][hour])      # that hour of day on the days the source has data for it
+        return _r(sum(values) / hours) if hours else None
+
     rows = []
     for (code, hour), v in sorted(cells.items()):
-        rows.append({**ctx.area(code), "hour": hour,
-                     "wifi_devices": _r(sum(v["wifi"]) / days), "travellers": _r(sum(v["trk"]) / days)})
+        rows.append({**ctx.area(code), "hour": hour, "wifi_devices": per_hour(v["wifi"], "wifi", hour),
+                     "travellers": per_hour(v["trk"], "trk", hour)})
+    days = max(1.0, (end - start).total_seconds() / 86400)
     arrivals = await _arrivals(ctx, start, end)
     wifi_total = sum(x["wifi_devices"] for x in hourly.values())
     meta = {**arrivals, "sources": sources, "days": round(days, 2),
@@ -97,9 +107,10 @@ async def _tourism(ctx: Context, p: dict[str, Any]) -> Result:
 register(Query(
     "tourism_density", "Tourism density by hour and sub-district",
     "Mean unique WiFi devices (wifi_footfall_area_hourly, level subdistrict) and tracked travellers "
-    "(tracking_hourly) per sub-district and local hour of day over the window, i.e. the sum over the window's "
-    "days divided by its length in days. Set against the tourist arrivals of the same period from the "
-    "imported `tourist_arrivals` dataset (monthly figures pro rata; the same month of the latest year when the "
+    "(tracking_hourly) per sub-district and local hour of day over the window: the sum for that hour of day "
+    "divided by the number of days on which the source has data for that hour anywhere in the city (a "
+    "sub-district without rows then counts as zero; an hour the source never covered is null). Set against "
+    "the tourist arrivals of the same period from the imported `tourist_arrivals` dataset (monthly figures pro rata; the same month of the latest year when the "
     "statistics lag): `meta.arrivals`, `meta.wifi_device_hours_per_arrival`.",
     ("wifi_footfall_area_hourly", "tracking_hourly", "dataset:tourist_arrivals"), WINDOW,
     Chart("heatmap", "hour", "name_en", "wifi_devices", title="WiFi devices per hour of day"), _tourism))
