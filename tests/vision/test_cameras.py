@@ -122,3 +122,21 @@ async def test_file_source_loops_and_a_dead_stream_goes_offline(vplatform: Any, 
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("no camera-offline alert")
+
+
+async def test_posted_frames_beyond_the_bound_are_refused_and_counted(vplatform: Any,
+                                                                      vclient: httpx.AsyncClient) -> None:
+    admin = await headers(vplatform, "admin")
+    await vclient.post("/api/v1/cameras", json=camera_body("cam:busy", analytics=["traffic"]), headers=admin)
+    ok, jpg = cv2.imencode(".jpg", np.zeros((120, 160, 3), np.uint8))
+    assert ok
+    bound = vplatform.settings.vision_queue_size
+    pipe = vplatform.vision.pipelines["cam:busy"]
+    async with pipe._lock:          # the camera is busy analysing: posted frames wait, up to the bound
+        posts = [asyncio.create_task(vclient.post("/api/v1/cameras/cam:busy/frames", content=jpg.tobytes(),
+                                                  headers=admin)) for _ in range(bound + 2)]
+        await _wait(lambda: sum(t.done() for t in posts) == 2)
+    codes = sorted([(await t).status_code for t in posts])
+    assert codes == [200] * bound + [429, 429]
+    assert vplatform.vision.counters()["frames_refused"] == 2
+    assert vplatform.vision.counters()["frames_dropped"] == 2

@@ -55,6 +55,7 @@ class CameraPipeline:
         self.blobs = BlobDetector()
         self.vehicles = CentroidTracker(f"{camera['id']}/veh", max_distance=120.0, max_age_s=1.5)
         self.analysed = 0
+        self.posted = 0            # posted frames waiting or in analysis (bounded like the queue)
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 

@@ -195,14 +195,18 @@ class VisionService:
         if not cam.get("enabled"):
             raise ValidationFailed(f"camera {camera_id!r} is disabled", code="camera_disabled")
         pipe = self._pipeline(cam)
-        if pipe.queue.qsize() >= pipe.queue._q.maxsize or (pipe._lock.locked() and pipe.queue.qsize() > 0):
+        if pipe.posted >= self.settings.vision_queue_size:     # the same bound as a stream's queue
             pipe.queue.dropped += 1
             self.counts["frames_refused"] += 1
             raise TooManyRequests("this camera's analysis queue is full; the frame was dropped",
                                   code="camera_busy")
         self.counts["frames"] += 1
-        await self._camera_status(camera_id, "online", None, None)
-        res = await pipe.analyse(Frame(camera_id, self.clock.now(), image, source="api"))
+        pipe.posted += 1
+        try:
+            await self._camera_status(camera_id, "online", None, None)
+            res = await pipe.analyse(Frame(camera_id, self.clock.now(), image, source="api"))
+        finally:
+            pipe.posted -= 1
         return {"camera_id": camera_id, "faces": res.n_faces, "plates": len(res.plates),
                 "decided": len(res.decided), "violations": len(res.violations)}
 
