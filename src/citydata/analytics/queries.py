@@ -110,8 +110,9 @@ register(Query(
     "(tracking_hourly) per sub-district and local hour of day over the window: the sum for that hour of day "
     "divided by the number of days on which the source has data for that hour anywhere in the city (a "
     "sub-district without rows then counts as zero; an hour the source never covered is null). Set against "
-    "the tourist arrivals of the same period from the imported `tourist_arrivals` dataset (monthly figures pro rata; the same month of the latest year when the "
-    "statistics lag): `meta.arrivals`, `meta.wifi_device_hours_per_arrival`.",
+    "the tourist arrivals of the same period from the imported `tourist_arrivals` dataset (monthly figures "
+    "pro rata; the same month of the latest year when the statistics lag): `meta.arrivals`, "
+    "`meta.wifi_device_hours_per_arrival`.",
     ("wifi_footfall_area_hourly", "tracking_hourly", "dataset:tourist_arrivals"), WINDOW,
     Chart("heatmap", "hour", "name_en", "wifi_devices", title="WiFi devices per hour of day"), _tourism))
 
