@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -14,10 +15,19 @@ from tests.conftest import bearer, token_for
 PATONG = (98.2947, 7.8896)
 
 
+def session_start(now: Any) -> Any:
+    """20-minute sessions ending a minute ago, moved back when they would cross midnight in Bangkok."""
+    bkk = ZoneInfo("Asia/Bangkok")
+    end = now - timedelta(minutes=1)
+    if (end - timedelta(seconds=1200)).astimezone(bkk).date() != end.astimezone(bkk).date():
+        end = end.astimezone(bkk).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(seconds=1)
+    return end - timedelta(seconds=1200)
+
+
 def records(now: Any, n: int = 3) -> str:
     lines = []
     for i in range(n):
-        start = now - timedelta(minutes=50)
+        start = session_start(now)
         base = {"Calling-Station-Id": f"3A-22-FB-00-00-0{i}" if i % 2 else f"3C-22-FB-00-00-0{i}",
                 "NAS-Identifier": "wifi-patong-001", "Acct-Session-Id": f"A{i}"}
         lines.append(orjson.dumps({**base, "Acct-Status-Type": "Start", "Event-Timestamp": start.isoformat()}))

@@ -12,7 +12,6 @@ from datetime import datetime
 START, INTERIM, STOP = "start", "interim", "stop"
 KINDS = (START, INTERIM, STOP)
 
-_HEX = re.compile(r"[0-9a-fA-F]")
 #: MAC-looking substrings in any of the usual spellings (aa:bb:.., aa-bb-.., aabb.ccdd.eeff, aabbccddeeff)
 MAC_PATTERN = re.compile(
     r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[:\-]){5}[0-9A-Fa-f]{2}(?![0-9A-Fa-f])"
@@ -24,14 +23,19 @@ class ParseError(ValueError):
     """A record that cannot be read; the message is the dead-letter reason (it never contains the MAC)."""
 
 
+_PLAIN = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_SEPARATORS = str.maketrans("", "", ":-. \t")
+_TWELVE = re.compile(r"^[0-9a-f]{12}$")
+
+
 def normalise_mac(value: str) -> str:
     """``aa:bb:cc:dd:ee:ff`` from any common spelling; ``ParseError`` when it is not a MAC."""
-    digits = "".join(_HEX.findall(value))
-    stripped = re.sub(r"[\s:\-.]", "", value)
-    if len(digits) != 12 or len(stripped) != 12:
+    if _PLAIN.match(value):
+        return value
+    stripped = value.translate(_SEPARATORS).lower()
+    if not _TWELVE.match(stripped):
         raise ParseError("not a MAC address")
-    d = digits.lower()
-    return ":".join(d[i:i + 2] for i in range(0, 12, 2))
+    return ":".join(stripped[i:i + 2] for i in range(0, 12, 2))
 
 
 def is_randomised(mac: str) -> bool:

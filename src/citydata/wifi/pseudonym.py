@@ -12,7 +12,7 @@ import hmac
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from citydata.wifi.model import RawRecord, WifiEvent, is_randomised, normalise_mac
+from citydata.wifi.model import RawRecord, WifiEvent, normalise_mac
 
 EPOCH = date(2020, 1, 1)
 DEVICE_HEX = 32          # 128 bits of the HMAC: collisions are negligible at city scale
@@ -28,14 +28,22 @@ class Pseudonymiser:
         self.rotation_days = rotation_days
         self.max_session_s = max_session_s
         self._keys: dict[int, bytes] = {}
+        self._hour_period: dict[int, int] = {}
 
     # -- periods ---------------------------------------------------------------------------------------------
     def local_day(self, at: datetime) -> date:
         return at.astimezone(self.tz).date()
 
     def period_of(self, at: datetime) -> int:
-        """The rotation period holding ``at``: days since 2020-01-01 (local) divided by the rotation length."""
-        return (self.local_day(at) - EPOCH).days // self.rotation_days
+        """The rotation period holding ``at``: days since 2020-01-01 (local) divided by the rotation length.
+        (Cached per UTC hour: local days begin on whole hours in every zone this platform serves.)"""
+        hour = int(at.timestamp()) // 3600
+        period = self._hour_period.get(hour)
+        if period is None:
+            if len(self._hour_period) > 10_000:
+                self._hour_period.clear()
+            period = self._hour_period[hour] = (self.local_day(at) - EPOCH).days // self.rotation_days
+        return period
 
     def period_start(self, period: int) -> datetime:
         """The instant (UTC-aware) the period begins: local midnight of its first day."""
@@ -54,7 +62,7 @@ class Pseudonymiser:
 
     def device(self, mac: str, period: int) -> str:
         """The device's pseudonym in ``period`` (``mac`` already normalised)."""
-        return hmac.new(self.key(period), mac.encode(), hashlib.sha256).hexdigest()[:DEVICE_HEX]
+        return hmac.digest(self.key(period), mac.encode(), "sha256").hex()[:DEVICE_HEX]
 
     # -- the edge --------------------------------------------------------------------------------------------
     def pseudonymise(self, record: RawRecord, hotspot_id: str) -> WifiEvent:
@@ -68,11 +76,10 @@ class Pseudonymiser:
         devices = {p: self.device(mac, p) for p in range(first, last + 1)}
         if record.session_id:
             basis = f"{hotspot_id}\x00{record.session_id}"
-            session_key = "s" + hmac.new(self._root, basis.encode(), hashlib.sha256).hexdigest()[:24]
+            session_key = "s" + hmac.digest(self._root, basis.encode(), "sha256").hex()[:24]
         else:   # association pairs: one open session per device and hotspot
-            session_key = "a" + hmac.new(self._root, f"{hotspot_id}\x00{mac}".encode(),
-                                         hashlib.sha256).hexdigest()[:24]
+            session_key = "a" + hmac.digest(self._root, f"{hotspot_id}\x00{mac}".encode(), "sha256").hex()[:24]
         return WifiEvent(at=record.at, kind=record.kind, hotspot_id=hotspot_id, devices=devices,
-                         randomised=is_randomised(mac), session_key=session_key,
+                         randomised=bool(int(mac[:2], 16) & 0x02), session_key=session_key,
                          session_time_s=record.session_time_s, in_octets=record.in_octets,
                          out_octets=record.out_octets, fmt=record.fmt)

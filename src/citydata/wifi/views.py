@@ -7,7 +7,7 @@ import math
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 
 from citydata.errors import NotFound, ValidationFailed
 from citydata.wifi.schema import (
@@ -39,34 +39,47 @@ async def footfall(wifi: WifiService, *, level: str, area: str | None, granulari
     if start and end and end <= start:
         raise ValidationFailed("to must be after from", code="invalid_range")
     hourly = granularity == "hour"
+    sqlite = wifi.store.dialect == "sqlite"
     if level == "hotspot":
         table = wifi_footfall_hourly if hourly else wifi_footfall_daily
         if area is not None and area not in wifi.registry.by_id:
             raise NotFound(f"no hotspot {area}", code="hotspot_not_found")
         key = table.c.hotspot_id
         cols = [table.c.hotspot_id.label("area"), table.c.zone, table.c.subdistrict_code]
-        stmt = select(*cols, table.c.hour if hourly else table.c.day, *(table.c[m] for m in MEASURES))
     else:
         table = wifi_footfall_area_hourly if hourly else wifi_footfall_area_daily
         key = table.c.area
-        stmt = select(table.c.area, table.c.hotspots, table.c.hour if hourly else table.c.day,
-                      *(table.c[m] for m in MEASURES)).where(table.c.level == level)
+        cols = [table.c.area, table.c.hotspots]
+    tcol = table.c.hour if hourly else table.c.day
+    # SQLite keeps times as text: read it as text (parsing 10,000 datetimes costs more than the query)
+    tsel = type_coerce(tcol, String).label("t") if sqlite else tcol.label("t")
+    stmt = select(*cols, tsel, *(table.c[m] for m in MEASURES))
+    if level != "hotspot":
+        stmt = stmt.where(table.c.level == level)
     if area is not None:
         stmt = stmt.where(key == area)
-    tcol = table.c.hour if hourly else table.c.day
     if start is not None:
         stmt = stmt.where(tcol >= (start if hourly else wifi.pseudo.local_day(start)))
     if end is not None:
         stmt = stmt.where(tcol < (end if hourly else wifi.pseudo.local_day(end)))
     stmt = stmt.order_by(tcol, key).limit(min(limit, MAX_ROWS))
-    rows = await wifi.store.fetch_all(stmt)
+    async with wifi.store.read() as conn:
+        result = await conn.execute(stmt)
+        names = [granularity if k == "t" else k for k in result.keys()]  # noqa: SIM118 - a Result, not a dict
+        rows = result.all()
+    ti, wi = names.index(granularity), names.index("dwell_s")
     items = []
     for r in rows:
-        item = dict(r)
-        t = item.pop("hour" if hourly else "day")
-        item[granularity] = _iso(t)
-        item["dwell_s"] = round(float(item["dwell_s"]), 1)
-        items.append(item)
+        values = list(r)
+        t = values[ti]
+        if not sqlite:
+            values[ti] = _iso(t)
+        elif hourly:     # "2026-11-21 10:00:00.000000" (UTCDateTime's SQLite form)
+            values[ti] = t[:19].replace(" ", "T") + "+00:00"
+        else:
+            values[ti] = t[:10]
+        values[wi] = round(float(values[wi]), 1)
+        items.append(dict(zip(names, values, strict=True)))
     return {"level": level, "area": area, "granularity": granularity,
             "timezone": "UTC" if hourly else wifi.settings.timezone, "items": items}
 
