@@ -33,6 +33,13 @@ async def test_registry_crud_and_permissions(vplatform: Any, vclient: httpx.Asyn
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json") and r.json()["code"] == "image_corrupt"
     assert (await vclient.post("/api/v1/cameras/cam:nope/frames", content=b"x", headers=device)).status_code == 404
+    r = await vclient.get("/readyz")
+    assert r.status_code == 200
+    vision = r.json()["checks"]["vision"]
+    assert vision["ok"] is True and vision["faces"] is True and isinstance(vision["plates"], bool)
+    metrics = (await vclient.get("/metrics")).text
+    assert 'citydata_vision_total{name="frames_refused"} 0.0' in metrics
+    assert 'citydata_vision_total{name="frames"} 1.0' not in metrics      # the corrupt image was not a frame
     assert (await vclient.delete("/api/v1/cameras/cam:patong-01", headers=admin)).status_code == 204
     assert (await vclient.get("/api/v1/cameras/cam:patong-01", headers=admin)).status_code == 404
 

@@ -75,6 +75,7 @@ class VisionService:
         self._timer = Periodic("vision-housekeeping", clock, 1.0, self._tick)
         self._purge_every = 3600
         self._ticks = 0
+        self._warming: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self, *, streams: bool = True) -> None:
@@ -87,6 +88,9 @@ class VisionService:
             if streams:
                 self._start_source(cam)
         self._timer.start()
+        if self.analyser.workers > 0 and any(c.get("analytics") for c in self.cameras.cameras.values()):
+            # load the models in a worker now: the first frames are not slow, and the readiness flags are true
+            self._warming = asyncio.create_task(self._warm(), name="vision-warm")
         if self.metrics is not None:
             self.metrics.gauge_callback("citydata_vision_total", "CCTV analytics counters (monotonic)",
                                         self.counters)
@@ -94,7 +98,17 @@ class VisionService:
                  "ready" if self.analyser.ready["faces"] else "off",
                  "ready" if self.analyser.ready["plates"] else "off")
 
+    async def _warm(self) -> None:
+        try:
+            await self.analyser.warm()
+        except Exception:
+            log.exception("vision: loading the models in a worker failed")
+
     async def stop(self) -> None:
+        if self._warming is not None:
+            self._warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._warming
         await self._timer.stop()
         for src in list(self.sources.values()):
             await src.stop()
