@@ -18,6 +18,7 @@ from citydata.cli import (
     tokens,
     tracking,
     vision,
+    wifi,
 )
 
 app = typer.Typer(name="citydata", help="CityData: City Data Platform and Intelligence Operation Center.",
@@ -33,6 +34,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(analytics.app, name="analytics")
 app.add_typer(opendata.app, name="opendata")
 app.add_typer(vision.app, name="vision")
+app.add_typer(wifi.app, name="wifi")
 db.app.command("purge")(importer.purge)
 server.register(app)
 
