@@ -29,6 +29,10 @@ async def test_registry_crud_and_permissions(vplatform: Any, vclient: httpx.Asyn
                           json=camera_body(name="Patong beach road north", analytics=["faces", "traffic"]))
     assert r.status_code == 200 and r.json()["name"] == "Patong beach road north"
     assert [c["id"] for c in (await vclient.get("/api/v1/cameras", headers=analyst)).json()] == ["cam:patong-01"]
+    r = await vclient.put("/api/v1/cameras/cam:rtsp", headers=admin, json=camera_body(
+        "cam:rtsp", analytics=[], enabled=False, stream_url="rtsp://viewer:s3cret@10.0.4.21:554/ch1"))
+    assert r.status_code == 201 and r.json()["stream_url"] == "rtsp://viewer:***@10.0.4.21:554/ch1"
+    assert "s3cret" not in (await vclient.get("/api/v1/cameras", headers=analyst)).text
     r = await vclient.post("/api/v1/cameras/cam:patong-01/frames", content=b"\x89PNG\r\n\x1a\nbroken", headers=device)
     assert r.status_code == 400
     assert r.headers["content-type"].startswith("application/problem+json") and r.json()["code"] == "image_corrupt"

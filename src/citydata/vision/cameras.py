@@ -46,8 +46,19 @@ class CameraIn(BaseModel):
         return check_lines(v)
 
 
+def redact_url(url: str | None) -> str | None:
+    """The stream URL with its password replaced by ``***`` (the registry keeps the real one)."""
+    if not url or "://" not in url or "@" not in url.split("://", 1)[1].split("/", 1)[0]:
+        return url
+    scheme, rest = url.split("://", 1)
+    userinfo, _, host = rest.partition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
 def _out(row: Any) -> dict[str, Any]:
     d = dict(row)
+    d["stream_url"] = redact_url(d.get("stream_url"))
     for k in ("status_since", "created_at", "updated_at"):
         if isinstance(d.get(k), datetime):
             d[k] = d[k].isoformat()

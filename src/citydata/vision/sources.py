@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -170,10 +169,3 @@ class StreamSource:
                 await asyncio.sleep(0)
         return delivered
 
-
-def describe_url(url: str) -> str:
-    """The URL without credentials (for logs and the API)."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return os.path.basename(url) if is_file_source(url) else url
