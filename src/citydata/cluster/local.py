@@ -169,12 +169,15 @@ def main(argv: list[str] | None = None) -> int:
 
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
+        reported: set[str] = set()
         while not stop:
             time.sleep(0.5)
-            for node in cluster.nodes.values():
-                if not node.alive():
-                    _say(f"  {node.name} exited ({node.proc.returncode}); log {node.log_path}")
-                    stop = True
+            for node in cluster.nodes.values():   # a node killed (kill -9 to try a takeover) is reported once
+                if not node.alive() and node.name not in reported:
+                    reported.add(node.name)
+                    _say(f"  {node.name} exited ({node.proc.returncode}); log {node.log_path}; the others "
+                         f"take its partitions within CITYDATA_CLUSTER_LEASE_S")
+            stop = stop or len(reported) == len(cluster.nodes)
     finally:
         cluster.stop_all()
     return 0
