@@ -25,9 +25,10 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=None, help="folder with labels.csv and the photos")
     ap.add_argument("--limit", type=int, default=0, help="only the first N real photos")
     ap.add_argument("--recogniser", default="crnn")
+    ap.add_argument("--min-confidence", type=float, default=0.5, help="reads below are dropped (0: keep all)")
     ap.add_argument("--failures", action="store_true", help="list the misread plates")
     args = ap.parse_args()
-    reader = PlateReader(recogniser=args.recogniser)
+    reader = PlateReader(recogniser=args.recogniser, min_confidence=args.min_confidence)
     report: dict[str, Any] = {"recogniser": args.recogniser}
     if args.thai:
         fonts = sorted(args.fonts.glob(args.font_glob)) if args.fonts else None

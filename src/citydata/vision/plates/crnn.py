@@ -3,10 +3,10 @@
 Weights: ``data/plate_crnn.onnx`` with its metadata ``data/plate_crnn.json`` (charset, province order, input
 size), trained and exported by ``tools/plates/train_crnn.py``. Runs with onnxruntime on the CPU.
 
-One forward pass over the grey crop (48x112, from the metadata) gives both heads: the registration line, decoded greedily from the
-CTC output, and a score for each of the 77 provinces. Confidence is the least certain character's probability
-(one doubtful character makes the whole plate doubtful); the province is kept when its probability is at least
-``province_min``.
+One forward pass over the grey crop (48x112, from the metadata) gives both heads: the registration line,
+decoded greedily from the CTC output, and a score for each of the 77 provinces. Confidence is the least certain
+character's probability (one doubtful character makes the whole plate doubtful); the province is kept when its
+probability is at least ``province_min``.
 """
 
 from __future__ import annotations
