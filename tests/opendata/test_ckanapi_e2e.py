@@ -1,10 +1,10 @@
-"""The ckanapi client (a real CKAN client) against ``citydata serve`` over HTTP: samples imported and a key
-created with the CLI, then every read action a startup uses, CKAN errors mapped to ckanapi's exceptions, the
-rate limit, and the usage count."""
+"""The ckanapi client (a real CKAN client) against ``citydata serve`` over HTTP: samples imported and keys
+created beforehand on the same database (in process: the CLI is tested in tests/datasets), then every read
+action a startup uses, CKAN errors mapped to ckanapi's exceptions, the rate limit, and the usage count."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -12,18 +12,31 @@ import ckanapi
 import pytest
 from ckanapi.errors import CKANAPIError, NotFound, ValidationError
 
-from tests.conftest import REPO, free_port
-from tests.e2e.conftest import CLI, cli_env, run_cli, wait_http
+from citydata.cli.opendata import offline_opendata
+from citydata.datasets.samples import SAMPLES
+from tests.conftest import REPO, free_port, make_settings
+from tests.e2e.conftest import CLI, cli_env, wait_http
+
+
+async def _prepare(tmp_path: Path) -> tuple[str, str]:
+    async with offline_opendata(make_settings(tmp_path, mqtt_url="none://")) as svc:
+        for sample in SAMPLES:
+            assert (await svc.analytics.datasets.import_file(sample.path, sample.name, sample.options())).committed
+        _, key = await svc.keys.create("Andaman Startup", rate_per_min=1000)
+        _, tight = await svc.keys.create("Tight", rate_per_min=2)
+    return key, tight
+
+
+async def _usage(tmp_path: Path) -> dict[str, tuple[int, int]]:
+    async with offline_opendata(make_settings(tmp_path, mqtt_url="none://")) as svc:
+        return {k["name"]: (k["requests"], k["limited"]) for k in await svc.keys.all()}
 
 
 def test_ckanapi_against_a_running_server(tmp_path: Path) -> None:
     port = free_port()
     env = cli_env(tmp_path / "data", CITYDATA_MQTT_URL="none://", CITYDATA_VISION_ENABLED="false",
                   CITYDATA_OPENDATA_REQUIRE_KEY="true")
-    done = run_cli(["import", "dataset", "--samples"], env)
-    assert done.returncode == 0, done.stderr
-    key = run_cli(["opendata", "keys", "create", "--name", "Andaman Startup", "--rate", "1000"], env).stdout.strip()
-    tight = run_cli(["opendata", "keys", "create", "--name", "Tight", "--rate", "2"], env).stdout.strip()
+    key, tight = asyncio.run(_prepare(tmp_path))
     assert key.startswith("od_") and tight.startswith("od_")
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, cwd=REPO, stdout=log,
@@ -66,6 +79,5 @@ def test_ckanapi_against_a_running_server(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(30)
         log.close()
-    listed = [json.loads(line) for line in run_cli(["opendata", "keys", "list"], env).stdout.splitlines()]
-    usage = {k["name"]: (k["requests"], k["limited"]) for k in listed}
+    usage = asyncio.run(_usage(tmp_path))
     assert usage["Andaman Startup"] == (11, 0) and usage["Tight"] == (3, 1)
