@@ -151,3 +151,62 @@ async def test_posted_frames_beyond_the_bound_are_refused_and_counted(vplatform:
     assert codes == [200] * bound + [429, 429]
     assert vplatform.vision.counters()["frames_refused"] == 2
     assert vplatform.vision.counters()["frames_dropped"] == 2
+
+
+class _Mjpeg:
+    """An HTTP MJPEG camera that sends ``frames`` frames per connection, then hangs up (a dropping stream)."""
+
+    def __init__(self, frames: int = 8) -> None:
+        import http.server
+        import socketserver
+        import threading
+
+        self.connections = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.connections += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                for i in range(frames):
+                    img = np.zeros((120, 160, 3), np.uint8)
+                    cv2.circle(img, (10 + 10 * i, 60), 8, (255, 255, 255), -1)
+                    jpg = cv2.imencode(".jpg", img)[1].tobytes()
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                     % len(jpg) + jpg + b"\r\n")
+                    self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_a_dropping_http_stream_goes_offline_and_comes_back(vplatform: Any, vclient: httpx.AsyncClient) -> None:
+    admin = await headers(vplatform, "admin")
+    seen: list[Any] = []
+
+    async def grab(delivery: Any) -> None:
+        seen.append(delivery.event)
+
+    await vplatform.bus.subscribe("vision.>", grab)
+    cam = _Mjpeg()
+    try:
+        await vclient.post("/api/v1/cameras", headers=admin, json=camera_body(
+            "cam:mjpeg", stream_url=f"http://127.0.0.1:{cam.port}/stream.mjpg", analytics=[]))
+        await _wait(lambda: [e.kind for e in seen if e.key == "cam:mjpeg"][:3] == [
+            "vision.camera_online", "vision.camera_offline", "vision.camera_online"], timeout=30)
+        off = next(e for e in seen if e.kind == "vision.camera_offline")
+        assert off.data["reason"] == "the stream stopped delivering frames" and off.data["retry_in_s"] == 1.0
+        assert cam.connections >= 2 and vplatform.vision.sources["cam:mjpeg"].reconnects >= 1
+    finally:
+        cam.close()
