@@ -126,6 +126,8 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
                   f"  Sensors (OGC)  {url}/v1.1/Datastreams   latest values: {url}/api/v1/sensors/latest\n"
                   f"  Alerts         {url}/api/v1/alerts   live: {url}/api/v1/stream   CAP: {url}/cap/feed.xml\n"
                   f"  Tourists       {url}/api/v1/tracking/positions (operator or admin token)\n"
+                  f"  CCTV           {url}/api/v1/cameras   hits: {url}/api/v1/vision/hits (police or admin token)"
+                  f"   status: {url}/api/v1/vision/status\n"
                   f"  WiFi footfall  {url}/api/v1/wifi/map (operator or analyst token)   by zone: "
                   f"{url}/api/v1/wifi/footfall?level=zone\n"
                   f"  Devices        {url}/api/v1/devices\n"
