@@ -368,6 +368,8 @@ class Platform:
             await self.vision.stop()
         elif name == "reports" and self.reports is not None:
             await self.reports.stop()
+        elif name == "opendata" and self.opendata is not None:
+            await self.opendata.stop()   # writes the last usage counts
         elif name == "rules" and self.rules is not None:
             await self.rules.stop()
         elif name == "cluster" and self.cluster is not None:

@@ -60,13 +60,20 @@ class Context:
     settings: Settings
     clock: Clock
     datasets: DatasetService
+    _hours: dict[datetime, int] = field(default_factory=dict)
 
     @property
     def tz(self) -> tzinfo:
         return ZoneInfo(self.settings.timezone)
 
     def local_hour(self, t: datetime) -> int:
-        return t.astimezone(self.tz).hour
+        """The hour of day of ``t`` in the display time zone (cached: rollup rows share their hours)."""
+        hour = self._hours.get(t)
+        if hour is None:
+            if len(self._hours) > 200_000:
+                self._hours.clear()
+            hour = self._hours[t] = t.astimezone(self.tz).hour
+        return hour
 
     def area(self, code: str) -> dict[str, Any]:
         place = self.geography.get(f"subdistrict:{code}")

@@ -15,8 +15,8 @@ __all__ = ["start_opendata"]
 
 async def start_opendata(platform: Platform) -> OpenDataService:
     """Build the planning analytics (``platform.analytics``) and the open-data service (``platform.opendata``:
-    catalogue, keys, rate limits) over a started platform's store and geography. Nothing runs in the
-    background: both compute on request (with short caches)."""
+    catalogue, keys, rate limits) over a started platform's store and geography. Both compute on request
+    (with short caches); the only background task writes the keys' usage counts."""
     from citydata.analytics import AnalyticsService
     from citydata.opendata.keys import KeyService
     from citydata.opendata.service import OpenDataService
@@ -27,5 +27,6 @@ async def start_opendata(platform: Platform) -> OpenDataService:
     keys = KeyService(platform.store, platform.clock, platform.secret_key, default_rate=s.opendata_key_rate_per_min,
                       anonymous_rate=s.opendata_anonymous_rate_per_min)
     service = OpenDataService(analytics, platform.geography, s, platform.clock, keys)
+    keys.start()                  # writes the usage counts every few seconds; stop() flushes the rest
     platform.analytics, platform.opendata = analytics, service
     return service

@@ -1,6 +1,7 @@
 """API keys for startups: creation (shown once; only a keyed hash is stored), verification, per-key rate
 limits (a token bucket per key and per anonymous client, in this node's memory: 429 with Retry-After) and
-daily usage counts (stored through the writer)."""
+daily usage counts (kept in memory and written through the writer every ``FLUSH_S`` and on stop, so a
+request never waits for a commit)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from citydata.store import Store
 
 PREFIX = "od_"
 VERIFY_CACHE_S = 30.0
+FLUSH_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ class KeyService:
         self._monotonic = monotonic
         self._buckets: dict[str, Bucket] = {}
         self._verified: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._pending: dict[tuple[str, str], list[int]] = {}    # (key id, day) -> [requests, limited]
+        self._periodic: Any = None
+
+    def start(self) -> None:
+        from citydata.ops.periodic import Periodic
+
+        self._periodic = Periodic("opendata-usage", self.clock, FLUSH_S, self.flush)
+        self._periodic.start()
+
+    async def stop(self) -> None:
+        if self._periodic is not None:
+            await self._periodic.stop()
+        await self.flush()
 
     def _hash(self, key: str) -> str:
         return hmac.new(self.secret, key.encode(), hashlib.sha256).hexdigest()
@@ -114,18 +129,38 @@ class KeyService:
         return {"X-RateLimit-Limit": str(rate_per_min), "X-RateLimit-Remaining": str(int(bucket.tokens))}
 
     async def _count(self, key_id: str, *, limited: bool) -> None:
-        day = self.clock.now().date().isoformat()
+        cell = self._pending.setdefault((key_id, self.clock.now().date().isoformat()), [0, 0])
+        cell[0] += 1
+        cell[1] += int(limited)
+
+    async def flush(self) -> int:
+        """Write the counts gathered since the last flush (one transaction); returns the cells written."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
         dialect_insert = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-        ins = dialect_insert(opendata_usage).values(key_id=key_id, day=day, requests=1, limited=int(limited))
-        stmt = ins.on_conflict_do_update(index_elements=[opendata_usage.c.key_id, opendata_usage.c.day], set_={
-            "requests": opendata_usage.c.requests + 1, "limited": opendata_usage.c.limited + int(limited)})
 
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(stmt)
+            for (key_id, day), (requests, limited) in pending.items():
+                ins = dialect_insert(opendata_usage).values(key_id=key_id, day=day, requests=requests,
+                                                            limited=limited)
+                await conn.execute(ins.on_conflict_do_update(
+                    index_elements=[opendata_usage.c.key_id, opendata_usage.c.day],
+                    set_={"requests": opendata_usage.c.requests + requests,
+                          "limited": opendata_usage.c.limited + limited}))
 
-        await self.store.write(op)
+        try:
+            await self.store.write(op, rows=len(pending))
+        except BaseException:
+            for k, (requests, limited) in pending.items():     # keep them for the next flush
+                cell = self._pending.setdefault(k, [0, 0])
+                cell[0] += requests
+                cell[1] += limited
+            raise
+        return len(pending)
 
     async def all(self) -> list[dict[str, Any]]:
+        await self.flush()
         k, u = opendata_keys, opendata_usage
         usage = {r["key_id"]: (int(r["requests"]), int(r["limited"])) for r in await self.store.fetch_all(
             select(u.c.key_id, func.sum(u.c.requests).label("requests"), func.sum(u.c.limited).label("limited"))
@@ -137,6 +172,7 @@ class KeyService:
                  "limited": usage.get(r["id"], (0, 0))[1]} for r in rows]
 
     async def usage(self, key_id: str) -> list[dict[str, Any]]:
+        await self.flush()
         u = opendata_usage
         rows = await self.store.fetch_all(select(u.c.day, u.c.requests, u.c.limited)
                                           .where(u.c.key_id == key_id).order_by(u.c.day))

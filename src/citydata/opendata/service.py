@@ -58,6 +58,9 @@ class OpenDataService:
         self._cache[ds.name] = (time.monotonic(), pub)
         return pub
 
+    async def stop(self) -> None:
+        await self.keys.stop()
+
     def invalidate(self) -> None:
         self._cache.clear()
 
