@@ -113,6 +113,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "rules": (["bench/rules.py"], ["bench/rules.py", "--events", "10000"], lambda d: d["summary"]),
     "geofence": (["bench/geofence.py"], ["bench/geofence.py", "--quick"], lambda d: d["summary"]),
     "footfall": (["bench/footfall.py"], ["bench/footfall.py", "--quick"], lambda d: d["summary"]),
+    "opendata": (["bench/opendata.py"], ["bench/opendata.py", "--quick"], lambda d: d["summary"]),
     "mqtt_latency": (["bench/mqtt_latency.py"], ["bench/mqtt_latency.py", "--quick"], lambda d: d["summary"]),
     "vision": (["bench/vision.py"], ["bench/vision.py", "--quick"], lambda d: d["summary"]),
     "plates_accuracy": (["bench/plates_accuracy.py"], ["bench/plates_accuracy.py", "--quick"], lambda d: d["summary"]),
