@@ -106,7 +106,7 @@ wifi_footfall_area_hourly = Table(
     Column("hotspots", Integer, nullable=False),               # hotspots with at least one device
     *_measures(),
     PrimaryKeyConstraint("level", "area", "hour", name="pk_wifi_footfall_area_hourly"),
-    Index("ix_wifi_footfall_area_hourly_hour", "hour"),
+    Index("ix_wifi_footfall_area_hourly_level_hour", "level", "hour"),    # "every zone, these hours"
 )
 
 wifi_footfall_area_daily = Table(

@@ -98,7 +98,7 @@ def upgrade() -> None:
     *_measures(),
     sa.PrimaryKeyConstraint('level', 'area', 'hour', name='pk_wifi_footfall_area_hourly')
     )
-    op.create_index('ix_wifi_footfall_area_hourly_hour', 'wifi_footfall_area_hourly', ['hour'])
+    op.create_index('ix_wifi_footfall_area_hourly_level_hour', 'wifi_footfall_area_hourly', ['level', 'hour'])
     op.create_table('wifi_footfall_area_daily',
     sa.Column('level', sa.String(length=12), nullable=False),
     sa.Column('area', sa.String(length=64), nullable=False),
