@@ -32,6 +32,21 @@ async def test_every_query_against_brute_force(aplatform: Any, aclient: Any) -> 
     assert patong_9["name_th"] == "ป่าตอง"
     assert patong_9["travellers"] == round(sum(t["travellers"] for t in s.tracking
                                                if (t["hour"].hour + 7) % 24 == 9) / 2, 1)
+    # a zone with daylight saving takes the row-by-row path: the same answer in its own local hours
+    from zoneinfo import ZoneInfo
+
+    from citydata.analytics import AnalyticsService
+
+    london = AnalyticsService(aplatform.store, aplatform.geography,
+                              aplatform.settings.model_copy(update={"timezone": "Europe/London"}), aplatform.clock)
+    by_row = await london.run("tourism_density", WINDOW)
+    expected_london: dict[tuple[str, int], float] = defaultdict(float)
+    for w in s.wifi:
+        if START <= w["hour"] < END:
+            expected_london[(w["area"], w["hour"].astimezone(ZoneInfo("Europe/London")).hour)] += w["devices"] / 2
+    assert {(r["subdistrict"], r["hour"]): r["wifi_devices"] for r in by_row.rows} == {
+        k: round(v, 1) for k, v in expected_london.items()}
+    assert by_row.series == tourism.series
     # November arrivals (2026 is not in the sample: the latest November, 2024, pro rata for 2 days)
     november = sum(r["data"]["arrivals"] for r in await svc.datasets.rows("tourist_arrivals")
                    if r["data"]["month"] == "2024-11-01")

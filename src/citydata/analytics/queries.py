@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from statistics import mean
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import Integer, and_, cast, distinct, extract, func, select
 
 from citydata.analytics.model import WINDOW, Chart, Context, Param, Query, Result, register
 from citydata.analytics.sources import (
@@ -59,39 +59,78 @@ async def _arrivals(ctx: Context, start: datetime, end: datetime) -> dict[str, A
 
 
 # -- tourism ------------------------------------------------------------------------------------------------
+HourSums = tuple[dict[tuple[str, int], float], dict[int, int], dict[datetime, float]]
+
+
+def _fixed_offset_h(ctx: Context, start: datetime, end: datetime) -> int | None:
+    """The display zone's UTC offset in whole hours when it is the same all through the window (and half a year
+    on: no daylight saving), else None."""
+    offsets = {start.astimezone(ctx.tz).utcoffset(), end.astimezone(ctx.tz).utcoffset(),
+               (start + timedelta(days=182)).astimezone(ctx.tz).utcoffset()}
+    if len(offsets) != 1:
+        return None
+    seconds = int(next(iter(offsets)).total_seconds())  # type: ignore[union-attr]
+    return seconds // 3600 if seconds % 3600 == 0 else None
+
+
+async def _hour_of_day_sums(ctx: Context, table: Any, area: Any, value: Any, where: list[Any], start: datetime,
+                            end: datetime) -> HourSums:
+    """Per (area, local hour of day): the sum of ``value``; per local hour of day: how many distinct hours
+    have rows (anywhere); per hour: the city total. Grouped in SQL when the display zone has a fixed whole-hour
+    offset (Asia/Bangkok), else row by row in Python."""
+    hour = table.c.hour
+    conds = [*where, hour >= start, hour < end]
+    offset = _fixed_offset_h(ctx, start, end)
+    sums: dict[tuple[str, int], float] = defaultdict(float)
+    seen: dict[int, int] = defaultdict(int)
+    hourly: dict[datetime, float] = defaultdict(float)
+    if offset is not None:
+        hod: Any = (cast(func.strftime("%H", hour), Integer) if ctx.store.dialect == "sqlite"
+                    else cast(extract("hour", func.timezone("UTC", hour)), Integer))
+        for r in await ctx.store.fetch_all(select(area.label("a"), hod.label("h"), func.sum(value).label("v"))
+                                           .where(*conds).group_by(area, hod)):
+            sums[(r["a"], (int(r["h"]) + offset) % 24)] += float(r["v"] or 0)
+        for r in await ctx.store.fetch_all(select(hod.label("h"), func.count(distinct(hour)).label("n"))
+                                           .where(*conds).group_by(hod)):
+            seen[(int(r["h"]) + offset) % 24] += int(r["n"])
+        for r in await ctx.store.fetch_all(select(hour, func.sum(value).label("v")).where(*conds).group_by(hour)):
+            hourly[r["hour"]] += float(r["v"] or 0)
+        return sums, seen, hourly
+    hours: dict[int, set[datetime]] = defaultdict(set)
+    for r in await ctx.store.fetch_all(select(area.label("a"), hour, value.label("v")).where(*conds)):
+        h = ctx.local_hour(r["hour"])
+        sums[(r["a"], h)] += float(r["v"] or 0)
+        hours[h].add(r["hour"])
+        hourly[r["hour"]] += float(r["v"] or 0)
+    return sums, {h: len(v) for h, v in hours.items()}, hourly
+
+
 async def _tourism(ctx: Context, p: dict[str, Any]) -> Result:
     start, end = p["start"], p["end"]
-    cells: dict[tuple[str, int], dict[str, list[float]]] = defaultdict(lambda: {"wifi": [], "trk": []})
-    hourly: dict[datetime, dict[str, float]] = defaultdict(lambda: {"wifi_devices": 0.0, "travellers": 0.0})
-    seen: dict[str, dict[int, set[datetime]]] = {"wifi": defaultdict(set), "trk": defaultdict(set)}
-    sources = []
+    empty: HourSums = ({}, {}, {})
+    wifi, trk, sources = empty, empty, []
     if await has_tables(ctx.store, "wifi_footfall_area_hourly"):
         sources.append("wifi_footfall_area_hourly")
         w = wifi_area_hourly
-        for r in await ctx.store.fetch_all(select(w.c.area, w.c.hour, w.c.devices).where(
-                w.c.level == "subdistrict", w.c.area != "", w.c.hour >= start, w.c.hour < end)):
-            h = ctx.local_hour(r["hour"])
-            cells[(r["area"], h)]["wifi"].append(float(r["devices"]))
-            seen["wifi"][h].add(r["hour"])
-            hourly[r["hour"]]["wifi_devices"] += float(r["devices"])
+        wifi = await _hour_of_day_sums(ctx, w, w.c.area, w.c.devices, [w.c.level == "subdistrict", w.c.area != ""],
+                                       start, end)
     if await has_tables(ctx.store, "tracking_hourly"):
         sources.append("tracking_hourly")
         t = tracking_hourly
-        for r in await ctx.store.fetch_all(select(t.c.subdistrict, t.c.hour, t.c.travellers).where(
-                t.c.subdistrict != "outside", t.c.hour >= start, t.c.hour < end)):
-            h = ctx.local_hour(r["hour"])
-            cells[(r["subdistrict"], h)]["trk"].append(float(r["travellers"]))
-            seen["trk"][h].add(r["hour"])
-            hourly[r["hour"]]["travellers"] += float(r["travellers"])
+        trk = await _hour_of_day_sums(ctx, t, t.c.subdistrict, t.c.travellers, [t.c.subdistrict != "outside"],
+                                      start, end)
 
-    def per_hour(values: list[float], source: str, hour: int) -> float | None:
-        hours = len(seen[source][hour])      # that hour of day on the days the source has data for it
-        return _r(sum(values) / hours) if hours else None
+    def per_hour(src: HourSums, code: str, hour: int) -> float | None:
+        hours = src[1].get(hour, 0)      # that hour of day on the days the source has data for it
+        return _r(src[0].get((code, hour), 0.0) / hours) if hours else None
 
-    rows = []
-    for (code, hour), v in sorted(cells.items()):
-        rows.append({**ctx.area(code), "hour": hour, "wifi_devices": per_hour(v["wifi"], "wifi", hour),
-                     "travellers": per_hour(v["trk"], "trk", hour)})
+    rows = [{**ctx.area(code), "hour": hour, "wifi_devices": per_hour(wifi, code, hour),
+             "travellers": per_hour(trk, code, hour)} for code, hour in sorted(set(wifi[0]) | set(trk[0]))]
+    hourly: dict[datetime, dict[str, float]] = defaultdict(lambda: {"wifi_devices": 0.0, "travellers": 0.0})
+    for h, v in wifi[2].items():
+        hourly[h]["wifi_devices"] = v
+    for h, v in trk[2].items():
+        hourly[h]["travellers"] = v
     days = max(1.0, (end - start).total_seconds() / 86400)
     arrivals = await _arrivals(ctx, start, end)
     wifi_total = sum(x["wifi_devices"] for x in hourly.values())
