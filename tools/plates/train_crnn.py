@@ -11,7 +11,7 @@ Fonts: any directory of Thai .ttf files (the TLWG fonts of Debian's fonts-thai-t
 fonts shipped in the package are used. ``--hold-out Sawasdee`` keeps a font family out of training so the
 evaluation can report accuracy on a font never seen. The learning rate follows a cosine over the time budget;
 a checkpoint is written every few minutes and the best one (validation exact-plate accuracy) is exported to
-``<out>/plate_crnn.onnx`` with ``export_onnx.py``'s code.
+``<out>/plate_crnn.onnx`` (``export_onnx.py`` exports any other checkpoint).
 """
 
 from __future__ import annotations
