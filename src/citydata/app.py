@@ -132,6 +132,8 @@ class Platform:
         await self.bus.start()
         self._started.append("bus")
         clustered = self.bus.partitions > 0   # timers, tracking and consumers then follow the cluster's leases
+        # without partitions a rules (or all) node runs them itself, an api or ingest node never does
+        local_work = not clustered and s.node_role in ("all", "rules")
 
         self.tokens = TokenService(self.store, self.secret_key, self.clock)
         self.users = UserService(self.store, self.clock)
@@ -152,20 +154,20 @@ class Platform:
         from citydata.sensorthings.retention import RetentionService
 
         self.retention = RetentionService(self.store, self.clock, s)
-        if not clustered:
+        if local_work:
             await self.retention.start()
             self._started.append("retention")
         from citydata.rules import RulesService
 
         # journal: the in-process bus's log (None on NATS, where the engine acknowledges only checkpointed events)
         self.rules = RulesService(self.store, self.bus, self.clock, geography=self.geography, journal=journal)
-        await self.rules.start(engine=not clustered)  # loads the Phuket rule pack on first start
+        await self.rules.start(engine=local_work)  # loads the Phuket rule pack on first start
         self._started.append("rules")
         from citydata.incidents.access import IncidentBackedAccess
         from citydata.tracking import start_tracking
 
         # police roles see a traveller only inside an incident assigned to their agency
-        if not clustered:   # clustered: the leader runs it (cluster/node.py)
+        if local_work:   # clustered: the leader runs it (cluster/node.py)
             self.tracking = await start_tracking(self, IncidentBackedAccess(self.store))
             self._started.append("tracking")
         if s.wifi_enabled:
@@ -191,7 +193,7 @@ class Platform:
         from citydata.incidents.ioc import IOC
 
         self.ioc = IOC(self)
-        await self.ioc.start(consumers=not clustered)
+        await self.ioc.start(consumers=local_work)
         self._started.append("ioc")
         if clustered:
             from citydata.cluster import start_cluster

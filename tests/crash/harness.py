@@ -53,7 +53,7 @@ class Tally:
 
     acked: set[int] = field(default_factory=set)
     attempts: int = 0
-    resent: int = 0          # sends of an Observation whose earlier send got no answer (cut off)
+    resent: int = 0          # Observations whose send got no answer (cut off by a kill), sent again
     refused: int = 0         # 503/429 answers (retried later)
 
 
@@ -184,11 +184,11 @@ async def _http_client(server: Server, token: str, ds: int, tally: Tally, stop: 
                 cut = False
                 while True:
                     tally.attempts += 1
-                    if cut:
-                        tally.resent += 1
                     try:
                         r = await http.post(f"/v1.1/Datastreams({ds})/Observations", json=body)
                     except httpx.HTTPError:
+                        if not cut:    # counted once per Observation, however many tries the restart takes
+                            tally.resent += 1
                         cut = True
                         await asyncio.sleep(0.2)
                         continue

@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citydata import __version__
-from citydata.api.problems import install_problem_handlers
+from citydata.api.problems import document_problems, install_problem_handlers
 from citydata.ops.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -111,6 +111,7 @@ def create_app(platform: Platform) -> FastAPI:
                   docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
     app.state.platform = platform
     install_problem_handlers(app)
+    document_problems(app)
     if platform.settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=platform.settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], allow_credentials=True)

@@ -64,3 +64,62 @@ def install_problem_handlers(app: FastAPI) -> None:
             "type": "https://citydata.dev/problems/internal_error", "title": "Internal error", "status": 500,
             "detail": "an unexpected error occurred; it has been logged", "code": "internal_error",
             "instance": request.url.path})
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem", "type": "object", "description": "An RFC 9457 problem document with a machine `code`.",
+    "required": ["type", "title", "status", "code"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "code": {"type": "string"}, "instance": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"}}},
+    "additionalProperties": True,
+}
+
+CKAN_ERROR_SCHEMA: dict[str, Any] = {"type": "object", "required": ["success", "error"],
+                                     "properties": {"success": {"type": "boolean"}, "error": {"type": "object"},
+                                                    "help": {"type": "string"}}}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers above do: errors are ``application/problem+json``
+    (a ``default`` response on every operation, with ``Retry-After`` on 429 and 503), and a request that fails
+    validation is a 400 problem, not FastAPI's 422 ``HTTPValidationError`` (which is never sent)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = PROBLEM_SCHEMA
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path, operations in schema.get("paths", {}).items():
+            # the CKAN-compatible action API answers errors in CKAN's own envelope (success: false, error)
+            ckan = path.startswith("/api/3/")
+            error = {"description": "An error in CKAN's envelope (`success: false`, `error`).",
+                     "content": {"application/json": {"schema": CKAN_ERROR_SCHEMA}}} if ckan else {
+                "description": "An error: a problem document. 429 and 503 carry `Retry-After` (seconds).",
+                "content": {PROBLEM: {"schema": ref}}}
+            for operation in operations.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                invalid = responses.pop("422", None)
+                if invalid is not None and not ckan:
+                    responses.setdefault("400", {"description": "Invalid request (field and message in `errors`)",
+                                                 "content": {PROBLEM: {"schema": ref}}})
+                responses.setdefault("default", error)
+        for name in ("HTTPValidationError", "ValidationError"):
+            if not _referenced(schema, f"#/components/schemas/{name}"):
+                components.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _referenced(schema: dict[str, Any], ref: str) -> bool:
+    needle = orjson.dumps(ref)
+    return needle in orjson.dumps({k: v for k, v in schema.items() if k != "components"}) or any(
+        needle in orjson.dumps(v) for k, v in schema.get("components", {}).get("schemas", {}).items()
+        if k not in ("HTTPValidationError", "ValidationError"))

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from citydata.api.deps import Allowed, PlatformDep
+from citydata.api.deps import Allowed, PlatformDep, RowId
 from citydata.auth import Principal
 from citydata.incidents.agencies import AGENCY_ID, AgencyIn
 from citydata.incidents.ioc import ioc_of
@@ -59,7 +59,7 @@ async def list_deliveries(platform: PlatformDep, caller: Annotated[Principal, Al
 
 
 @router.post("/api/v1/admin/deliveries/{delivery_id}/retry", summary="Retry a dead delivery")
-async def retry_delivery(delivery_id: int, platform: PlatformDep,
+async def retry_delivery(delivery_id: RowId, platform: PlatformDep,
                          caller: Annotated[Principal, Allowed("admin.deadletters")]) -> dict[str, Any]:
     out = await ioc_of(platform).deliveries.retry(delivery_id)
     await platform.audit.record(caller, "delivery.retry", subject_type="delivery", subject_id=str(delivery_id))

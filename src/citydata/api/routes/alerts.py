@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from citydata.api.deps import Allowed, PlatformDep
+from citydata.api.deps import Allowed, PlatformDep, RowId
 from citydata.auth import Principal
 from citydata.incidents.ioc import ioc_of
 
@@ -42,18 +42,18 @@ async def list_alerts(platform: PlatformDep, caller: Annotated[Principal, Allowe
 
 
 @router.get("/{alert_id}", summary="One alert, with its evidence")
-async def get_alert(alert_id: int, platform: PlatformDep,
+async def get_alert(alert_id: RowId, platform: PlatformDep,
                     caller: Annotated[Principal, Allowed("alerts.read")]) -> dict[str, Any]:
     return await ioc_of(platform).alerts.get(alert_id, caller)
 
 
 @router.post("/{alert_id}/ack", summary="Acknowledge an alert")
-async def ack_alert(alert_id: int, platform: PlatformDep, caller: Annotated[Principal, Allowed("alerts.ack")],
+async def ack_alert(alert_id: RowId, platform: PlatformDep, caller: Annotated[Principal, Allowed("alerts.ack")],
                     body: AckIn | None = None) -> dict[str, Any]:
     return await ioc_of(platform).alerts.acknowledge(alert_id, caller, body.note if body else None)
 
 
 @router.post("/{alert_id}/clear", summary="Clear an alert by hand")
-async def clear_alert(alert_id: int, platform: PlatformDep, caller: Annotated[Principal, Allowed("alerts.ack")],
+async def clear_alert(alert_id: RowId, platform: PlatformDep, caller: Annotated[Principal, Allowed("alerts.ack")],
                       body: ClearIn | None = None) -> dict[str, Any]:
     return await ioc_of(platform).alerts.clear(alert_id, caller, body.reason if body else None)

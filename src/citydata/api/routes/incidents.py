@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from citydata.api.deps import Allowed, PlatformDep
+from citydata.api.deps import Allowed, PlatformDep, RowId
 from citydata.auth import Principal
 from citydata.incidents.attachments import TooLarge
 from citydata.incidents.ioc import ioc_of
@@ -39,38 +39,38 @@ async def create_incident(body: IncidentCreate, platform: PlatformDep,
 
 
 @router.get("/{incident_id}", summary="One incident with notes, attachments and alerts")
-async def get_incident(incident_id: int, platform: PlatformDep,
+async def get_incident(incident_id: RowId, platform: PlatformDep,
                        caller: Annotated[Principal, Allowed("incidents.read")]) -> dict[str, Any]:
     return await ioc_of(platform).incidents.detail(incident_id, caller)
 
 
 @router.get("/{incident_id}/history", summary="The incident's audit trail")
-async def incident_history(incident_id: int, platform: PlatformDep,
+async def incident_history(incident_id: RowId, platform: PlatformDep,
                            caller: Annotated[Principal, Allowed("incidents.read")]) -> dict[str, Any]:
     return {"items": await ioc_of(platform).incidents.history(incident_id, caller)}
 
 
 @router.post("/{incident_id}/dispatch", summary="Assign to an agency and notify it")
-async def dispatch_incident(incident_id: int, body: DispatchIn, platform: PlatformDep,
+async def dispatch_incident(incident_id: RowId, body: DispatchIn, platform: PlatformDep,
                             caller: Annotated[Principal, Allowed("incidents.dispatch")]) -> dict[str, Any]:
     return await ioc_of(platform).incidents.dispatch(incident_id, caller, body)
 
 
 @router.post("/{incident_id}/transition", summary="Move the incident to another state (409 if not allowed)")
-async def transition_incident(incident_id: int, body: TransitionIn, platform: PlatformDep,
+async def transition_incident(incident_id: RowId, body: TransitionIn, platform: PlatformDep,
                               caller: Annotated[Principal, Allowed("incidents.write")]) -> dict[str, Any]:
     return await ioc_of(platform).incidents.move(incident_id, caller, body)
 
 
 @router.post("/{incident_id}/notes", summary="Add a note", status_code=201)
-async def add_note(incident_id: int, body: NoteIn, platform: PlatformDep,
+async def add_note(incident_id: RowId, body: NoteIn, platform: PlatformDep,
                    caller: Annotated[Principal, Allowed("incidents.write")]) -> dict[str, Any]:
     return await ioc_of(platform).incidents.add_note(incident_id, caller, body)
 
 
 @router.post("/{incident_id}/attachments", summary="Attach a file (the request body; ?filename=)",
              status_code=201)
-async def add_attachment(incident_id: int, request: Request, platform: PlatformDep,
+async def add_attachment(incident_id: RowId, request: Request, platform: PlatformDep,
                          caller: Annotated[Principal, Allowed("incidents.write")],
                          filename: Annotated[str, Query(min_length=1, max_length=200)] = "attachment") \
         -> dict[str, Any]:
@@ -91,7 +91,7 @@ async def add_attachment(incident_id: int, request: Request, platform: PlatformD
 
 
 @router.get("/{incident_id}/attachments/{attachment_id}", summary="Download an attachment")
-async def get_attachment(incident_id: int, attachment_id: int, platform: PlatformDep,
+async def get_attachment(incident_id: RowId, attachment_id: RowId, platform: PlatformDep,
                          caller: Annotated[Principal, Allowed("incidents.read")]) -> Response:
     row, data = await ioc_of(platform).attachments.open(incident_id, attachment_id, caller)
     return Response(data, media_type=row["content_type"], headers={

@@ -99,7 +99,9 @@ def base_url(request: Request, platform: Any) -> str:
     return (platform.settings.public_url or str(request.base_url)).rstrip("/")
 
 
-@router.get("/catalog.jsonld", summary="The open-data catalogue as DCAT (JSON-LD)")
+@router.get("/catalog.jsonld", summary="The open-data catalogue as DCAT (JSON-LD)", response_class=Response,
+            responses={200: {"description": "The DCAT catalogue",
+                             "content": {"application/ld+json": {"schema": {"type": "object"}}}}})
 async def dcat(request: Request, platform: PlatformDep, caller: OpenDataCaller) -> Response:
     import orjson
 
