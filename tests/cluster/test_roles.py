@@ -65,3 +65,17 @@ async def test_roles_other_than_all_need_nats(tmp_path: Path) -> None:
     with pytest.raises(ValidationFailed, match="needs the shared NATS bus"):
         async with node:
             pass
+
+
+async def test_roles_on_an_unpartitioned_nats_bus(tmp_path: Path, stream: dict[str, Any]) -> None:
+    """``CITYDATA_BUS_PARTITIONS=0``: no cluster; a rules node runs the engine and the consumers itself, an api
+    node runs none of them."""
+    base = {**stream, "bus_partitions": 0, "mqtt_url": "none://"}
+    async with Platform(make_settings(tmp_path / "r", node_role="rules", **base)) as rules_node, \
+            Platform(make_settings(tmp_path / "a", node_role="api", **base)) as api_node:
+        assert rules_node.cluster is None and api_node.cluster is None
+        assert rules_node.rules is not None and rules_node.rules.engine is not None
+        assert rules_node.tracking is not None and rules_node.ioc is not None
+        assert "alerts" in rules_node.ioc._started
+        assert api_node.rules is not None and api_node.rules.engine is None and api_node.tracking is None
+        assert api_node.ioc is not None and "alerts" not in api_node.ioc._started
