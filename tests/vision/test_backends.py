@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from citydata.auth import Principal, Role
 from citydata.config import Settings
+from citydata.errors import Unavailable
 from citydata.vision.cameras import CameraIn
 from citydata.vision.schema import vision_embeddings
 from citydata.vision.workers import Analyser
@@ -52,3 +53,28 @@ async def test_worker_process_pool_matches_in_process(face_embeddings: dict[str,
         analyser.stop()
     assert len(faces) == 1
     assert np.allclose(faces[0].embedding, face_embeddings["images/joe_biden_02.jpg"], atol=1e-4)
+
+
+async def test_a_killed_worker_is_replaced(face_embeddings: dict[str, Any]) -> None:
+    need_faces()
+    import os
+    import signal
+
+    import cv2
+    import pytest
+
+    image = cv2.imread(str(face_path("joe_biden_01.jpg")))
+    analyser = Analyser(1)
+    analyser.start()
+    try:
+        assert len(await analyser.faces(image)) == 1
+        pool: Any = analyser._pool
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(Unavailable, match="worker process died"):
+            await analyser.faces(image)
+        assert analyser.restarts == 1
+        faces = await analyser.faces(image)          # a fresh worker
+        assert np.allclose(faces[0].embedding, face_embeddings["images/joe_biden_01.jpg"], atol=1e-4)
+    finally:
+        analyser.stop()

@@ -15,12 +15,14 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from citydata.errors import Unavailable
 from citydata.vision.faces import Face, FaceEngine, FaceModelsUnavailable, models_dir
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,7 @@ class Analyser:
         self._pool: Executor | None = None
         self.ready: dict[str, bool] = {"faces": False, "plates": False}
         self.reasons: dict[str, str | None] = {"faces": None, "plates": None}
+        self.restarts = 0
 
     def start(self) -> None:
         if self._pool is not None:
@@ -160,8 +163,21 @@ class Analyser:
     async def _run(self, fn: Any, *args: Any) -> Any:
         if self._pool is None:
             self.start()
-        assert self._pool is not None
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        pool = self._pool
+        assert pool is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): this frame is lost (counted by the caller's error path),
+            # the next one gets a fresh pool
+            log.error("vision: a model worker process died; starting new workers")
+            self.restarts += 1
+            if self._pool is pool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                self.start()
+            raise Unavailable("a model worker process died; the frame was not analysed (retry)",
+                              code="vision_worker_restarted") from None
 
     async def faces(self, image: Image) -> list[Face]:
         if not self.ready["faces"]:
