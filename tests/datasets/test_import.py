@@ -153,3 +153,23 @@ async def test_demo_loads_the_samples_once(platform: Any) -> None:
 
     assert sorted(await load_samples(platform)) == sorted(s.name for s in SAMPLES)
     assert await load_samples(platform) == []
+
+
+async def test_a_version_larger_than_the_write_buffer_is_admitted(tmp_path: Path) -> None:
+    from citydata.clock import SystemClock
+    from citydata.geo import Geography, ensure_reference_city
+    from citydata.store import create_store
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, db_write_buffer=300)
+    store = create_store(settings, SystemClock())
+    await store.start()
+    try:
+        await ensure_reference_city(store, settings, store.clock)
+        svc = DatasetService(store, await Geography.from_store(store), store.clock)
+        path = _csv(tmp_path, "code,n\n" + "".join(f"830202,{i}\n" for i in range(1000)))
+        report = await svc.import_file(path, "big", ImportOptions(join=GeoJoin("code", ("code",)),
+                                                                  types={"code": "text"}))
+        assert report.version == 1 and len(await svc.rows("big")) == 1000
+    finally:
+        await store.stop()

@@ -176,7 +176,9 @@ class DatasetService:
                                                             updated_at=now))
             return version
 
-        return int(await self.store.write(op, rows=len(rows) + 2))
+        # the writer's buffer accounting: a version larger than the buffer must still be admissible
+        weight = min(len(rows) + 2, max(1, self.store.settings.db_write_buffer // 2))
+        return int(await self.store.write(op, rows=weight))
 
     # -- reads ----------------------------------------------------------------------------------------------
     async def all(self) -> list[dict[str, Any]]:
