@@ -149,6 +149,8 @@ class PlateTracks:
         decided: list[PlateSeen] = []
         for tr, read in zip(tracks, reads, strict=True):
             v = self.vehicles.setdefault(tr.id, VehiclePlates())
+            if v.decided:
+                continue            # this vehicle's plate was decided: later reads change nothing
             v.reads.append(read)
             if not v.decided and len(v.reads) >= self.min_frames:
                 decided.extend(self._decide(v))
