@@ -27,7 +27,8 @@ async def get_agency(agency_id: AgencyPath, platform: PlatformDep,
     return await ioc_of(platform).agencies.get(agency_id)
 
 
-@router.put("/api/v1/agencies/{agency_id}", summary="Create or replace an agency and its endpoints")
+@router.put("/api/v1/agencies/{agency_id}", summary="Create or replace an agency and its endpoints",
+            responses={201: {"description": "A new agency was created"}})
 async def put_agency(agency_id: AgencyPath, body: AgencyIn, response: Response, platform: PlatformDep,
                      caller: Annotated[Principal, Allowed("users.manage")]) -> dict[str, Any]:
     ioc = ioc_of(platform)

@@ -73,7 +73,8 @@ async def list_hotspots(platform: PlatformDep, caller: Annotated[Principal, Allo
                                         offset=offset), "zones": wifi.registry.zones()}
 
 
-@router.post("/hotspots", summary="Create or replace a hotspot (idempotent on id)", status_code=201)
+@router.post("/hotspots", summary="Create or replace a hotspot (idempotent on id)", status_code=201,
+             responses={200: {"description": "An existing hotspot was replaced"}})
 async def put_hotspot(body: HotspotIn, response: Response, platform: PlatformDep,
                       caller: Annotated[Principal, Allowed("wifi.manage")]) -> dict[str, Any]:
     hotspot, created = await _wifi(platform).registry.upsert(body)

@@ -1,0 +1,322 @@
+"""Load: every feed at once at 10 x the Phuket peak, against one ``citydata serve`` (SQLite, embedded MQTT).
+
+Feeds and their target rates at ``--scale 1`` (10 x peak; the peak figures are in docs/durability.md):
+
+* sensors over MQTT: SensorThings Observations, QoS 1 on the embedded broker (PUBACK after the commit), 150/s
+  spread over the Datastreams;
+* sensors over HTTP: single ``POST /v1.1/Datastreams(id)/Observations``, 150/s;
+* tourist problem reports: ``POST /api/v1/reports`` (text, category, location; no photo), 1,700/s;
+* WiFi: ``POST /api/v1/wifi/events`` with JSON lines, 100 lines a request, 2,000 lines/s over the 1,000
+  shipped hotspots (random MACs, pseudonymised by the platform);
+* CCTV: vendor edge-analytics events ``POST /api/v1/vision/vendor/acme`` (red-light and wrong-way crossings and
+  plates) from 50 registered cameras, 50/s (a replay of generated events).
+
+Each feed is an open-loop sender: requests are started at the target rate, at most ``--inflight`` at a time per
+feed; a request that cannot start because the feed already has that many in flight is counted as
+``not_sent`` (the client fell behind: the server did not keep up). The report gives, per feed, the achieved
+rate, p50/p99/p999 latency, the rejects (429/503, counted, with Retry-After), and other errors; every second the
+server's CPU and RSS (psutil) and its queue depths (``citydata_queue_depth`` in ``/metrics``), plotted as a PNG.
+
+The load generator runs in this process, on the same machine: on 2 shared cores it takes CPU from the server.
+
+    .venv/bin/python bench/load.py [--duration 600] [--scale 1.0] [--png bench/load.png] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import orjson
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, Server, create_streams, make_token, write_json  # noqa: E402
+
+FEEDS = {"mqtt_sensors": 150.0, "http_sensors": 150.0, "reports": 1700.0, "wifi_lines": 2000.0, "cctv": 50.0}
+WIFI_BATCH = 100
+CATEGORIES = ["safety", "crime", "lost", "scam", "road", "flooding", "other"]
+
+
+@dataclass
+class Feed:
+    name: str
+    rate: float                       # units per second (requests, or WiFi lines)
+    unit_per_request: int = 1
+    latencies: list[float] = field(default_factory=list)
+    ok: int = 0
+    rejected: int = 0                 # 429 / 503
+    errors: int = 0
+    not_sent: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+    first_error: str = ""
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else None
+
+        return {"target_per_s": self.rate, "achieved_per_s": round(self.ok * self.unit_per_request / seconds, 1),
+                "requests_ok": self.ok, "rejected_429_503": self.rejected, "errors": self.errors,
+                "not_sent_client_behind": self.not_sent, "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+                "p999_ms": pct(0.999), "codes": self.codes, "first_error": self.first_error[:300]}
+
+
+async def _paced(feed: Feed, stop: asyncio.Event, inflight_max: int, make: Callable[[], Awaitable[int]]) -> None:
+    """Start ``make()`` at ``feed.rate / unit_per_request`` per second, at most ``inflight_max`` at a time."""
+    interval = feed.unit_per_request / feed.rate
+    inflight: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        started = time.perf_counter()
+        try:
+            status = await make()
+        except Exception as err:   # a dropped connection, a timeout: counted, not hidden
+            feed.errors += 1
+            feed.first_error = feed.first_error or f"{type(err).__name__}: {err}"
+            return
+        feed.codes[str(status)] = feed.codes.get(str(status), 0) + 1
+        if status in (429, 503):
+            feed.rejected += 1
+        elif status < 300:
+            feed.ok += 1
+            feed.latencies.append(time.perf_counter() - started)
+        else:
+            feed.errors += 1
+
+    next_at = time.perf_counter()
+    while not stop.is_set():
+        now = time.perf_counter()
+        while next_at <= now:
+            if len(inflight) >= inflight_max:
+                feed.not_sent += 1
+            else:
+                task = asyncio.create_task(one())
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+            next_at += interval
+        await asyncio.sleep(max(0.0, min(next_at - time.perf_counter(), 0.05)))
+    if inflight:
+        await asyncio.wait(inflight, timeout=30)
+
+
+class Sampler:
+    def __init__(self, pid: int, base: str) -> None:
+        self.proc = psutil.Process(pid)
+        self.base = base
+        self.rows: list[dict[str, Any]] = []
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.proc.cpu_percent(None)
+        t0 = time.monotonic()
+        async with httpx.AsyncClient(timeout=5) as http:
+            while not stop.is_set():
+                await asyncio.sleep(1.0)
+                depths: dict[str, float] = {}
+                with contextlib.suppress(httpx.HTTPError):
+                    text = (await http.get(f"{self.base}/metrics")).text
+                    for m in re.finditer(r'^citydata_queue_depth\{name="([^"]+)"\} (\S+)$', text, re.M):
+                        depths[m.group(1)] = float(m.group(2))
+                try:
+                    cpu = self.proc.cpu_percent(None)
+                    rss = self.proc.memory_info().rss / 2**20
+                except psutil.Error:
+                    break
+                self.rows.append({"t": round(time.monotonic() - t0, 1), "cpu_percent": cpu, "rss_mib": round(rss, 1),
+                                  "queues": depths})
+
+
+def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [s["t"] for s in samples]
+    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    axes[0].plot(t, [s["cpu_percent"] for s in samples], color="tab:red")
+    axes[0].set_ylabel("server CPU %\n(100 = one core)")
+    axes[1].plot(t, [s["rss_mib"] for s in samples], color="tab:blue")
+    axes[1].set_ylabel("server RSS (MiB)")
+    names = sorted({k for s in samples for k in s["queues"]})
+    for name in names:
+        axes[2].plot(t, [s["queues"].get(name, 0.0) for s in samples], label=name)
+    axes[2].set_ylabel("queue depth")
+    axes[2].set_xlabel("seconds")
+    if names:
+        axes[2].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    rates = {k: v * args.scale for k, v in FEEDS.items()}
+    with tempfile.TemporaryDirectory(prefix="citydata-load-") as tmp:
+        data = Path(tmp) / "data"
+        server = Server(data, CITYDATA_REPORTS_PER_CLIENT_HOUR="100000000")
+        server.start()
+        try:
+            return await _drive(server, rates, args)
+        finally:
+            server.stop()
+
+
+async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespace) -> dict[str, Any]:
+    token = make_token(server.data_dir, "admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    streams = await asyncio.to_thread(create_streams, server.base, token, args.sensors)
+    half = len(streams) // 2
+    mqtt_streams, http_streams = streams[:half], streams[half:]
+    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=30) as http:
+        hotspots = [h["id"] for h in (await http.get("/api/v1/wifi/hotspots", params={"limit": 1000})).json()
+                    .get("items", [])]
+        cameras = []
+        for i in range(50):
+            cam = f"cam:load-{i:02d}"
+            r = await http.post("/api/v1/cameras", json={"id": cam, "name": f"load {i}", "lon": 98.29 + i / 1000,
+                                                         "lat": 7.89, "heading_deg": 0.0, "analytics": ["traffic"]})
+            if r.status_code in (201, 409):
+                cameras.append(cam)
+    feeds = {"mqtt_sensors": Feed("mqtt_sensors", rates["mqtt_sensors"]),
+             "http_sensors": Feed("http_sensors", rates["http_sensors"]),
+             "reports": Feed("reports", rates["reports"]),
+             "wifi_lines": Feed("wifi_lines", rates["wifi_lines"], unit_per_request=WIFI_BATCH),
+             "cctv": Feed("cctv", rates["cctv"])}
+    if not hotspots:
+        feeds.pop("wifi_lines")
+    if not cameras:
+        feeds.pop("cctv")
+    rng = random.Random(7)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    seq = {"mqtt": 0, "http": 0}
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=args.inflight * len(feeds), max_keepalive_connections=args.inflight * 5)
+    mqtt_port = int(server.mqtt_url.rsplit(":", 1)[1])
+
+    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=30, limits=limits) as http, \
+            aiomqtt.Client("127.0.0.1", mqtt_port, username=token, identifier="load-sensors",
+                           timeout=30, max_inflight_messages=args.inflight) as mqtt:
+
+        async def mqtt_obs() -> int:
+            seq["mqtt"] += 1
+            n = seq["mqtt"]
+            ds = mqtt_streams[n % len(mqtt_streams)]
+            at = t0 + timedelta(seconds=n // len(mqtt_streams), microseconds=n % 1000)
+            await mqtt.publish(f"v1.1/Datastreams({ds})/Observations",
+                               orjson.dumps({"phenomenonTime": at.isoformat(), "result": rng.uniform(20, 35)}),
+                               qos=1, timeout=30)
+            return 200
+
+        async def http_obs() -> int:
+            seq["http"] += 1
+            n = seq["http"]
+            ds = http_streams[n % len(http_streams)]
+            at = t0 + timedelta(seconds=n // len(http_streams), microseconds=n % 1000)
+            r = await http.post(f"/v1.1/Datastreams({ds})/Observations",
+                                json={"phenomenonTime": at.isoformat(), "result": rng.uniform(20, 35)})
+            return r.status_code
+
+        async def report() -> int:
+            r = await http.post("/api/v1/reports", json={
+                "category": rng.choice(CATEGORIES), "text": "jet ski operator asks for 30,000 baht for a scratch",
+                "lat": 7.89 + rng.uniform(-0.02, 0.02), "lon": 98.29 + rng.uniform(-0.02, 0.02), "lang": "en"})
+            return r.status_code
+
+        async def wifi() -> int:
+            now = int(time.time())
+            lines = "\n".join(orjson.dumps({
+                "event": rng.choice(["associate", "disassociate"]),
+                "mac": "02:%02x:%02x:%02x:%02x:%02x" % tuple(rng.randrange(256) for _ in range(5)),
+                "hotspot_id": rng.choice(hotspots), "time": now}).decode() for _ in range(WIFI_BATCH))
+            r = await http.post("/api/v1/wifi/events", content=lines.encode(),
+                                headers={"Content-Type": "application/x-ndjson"})
+            return r.status_code
+
+        async def cctv() -> int:
+            kind = rng.choice(["red_light", "wrong_way", "plate"])
+            body: dict[str, Any] = {"camera_id": rng.choice(cameras), "type": kind, "line": "stop-north",
+                                    "track_id": str(rng.randrange(10**6)),
+                                    "time": datetime.now(UTC).isoformat()}
+            if kind == "plate":
+                body.update({"plate": f"กข{rng.randrange(10000):04d}", "province": "ภูเก็ต", "confidence": 0.9})
+            r = await http.post("/api/v1/vision/vendor/acme", json=body)
+            return r.status_code
+
+        makers = {"mqtt_sensors": mqtt_obs, "http_sensors": http_obs, "reports": report, "wifi_lines": wifi,
+                  "cctv": cctv}
+        assert server.proc is not None
+        sampler = Sampler(server.proc.pid, server.base)
+        tasks = [asyncio.create_task(_paced(f, stop, args.inflight, makers[name])) for name, f in feeds.items()]
+        sampling = asyncio.create_task(sampler.run(stop))
+        started = time.monotonic()
+        await asyncio.sleep(args.duration)
+        stop.set()
+        await asyncio.gather(*tasks)
+        seconds = time.monotonic() - started
+        await sampling
+    result = {"duration_s": round(seconds, 1), "scale": args.scale, "sensors": len(streams),
+              "hotspots": len(hotspots), "cameras": len(cameras), "inflight_per_feed": args.inflight,
+              "feeds": {name: f.summary(seconds) for name, f in feeds.items()},
+              "samples": sampler.rows}
+    cpu = [s["cpu_percent"] for s in sampler.rows]
+    rss = [s["rss_mib"] for s in sampler.rows]
+    result["server"] = {"cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                        "rss_mib_first": rss[0] if rss else None, "rss_mib_last": rss[-1] if rss else None,
+                        "rss_mib_max": max(rss) if rss else None,
+                        "queue_depth_max": {k: max(s["queues"].get(k, 0.0) for s in sampler.rows)
+                                            for k in sorted({k for s in sampler.rows for k in s["queues"]})}}
+    if args.png:
+        plot(sampler.rows, feeds, args.png, f"CityData load: {args.scale:g} x 10 x Phuket peak, "
+                                            f"{seconds:.0f} s, {psutil.cpu_count()} CPUs (generator on the same host)")
+        result["png"] = str(args.png.relative_to(REPO)) if args.png.is_relative_to(REPO) else str(args.png)
+    rows = []
+    for name, f in result["feeds"].items():
+        rows.append({"metric": f"{name}: achieved / target (per s)", "ours": f["achieved_per_s"],
+                     "baseline": f["target_per_s"], "baseline_name": "target",
+                     "ratio": round(f["achieved_per_s"] / f["target_per_s"], 3) if f["target_per_s"] else None,
+                     "goal": "1.0, rejects 0",
+                     "note": f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, p999 {f['p999_ms']} ms; rejected "
+                             f"{f['rejected_429_503']}, errors {f['errors']}, client behind {f['not_sent_client_behind']}"})
+    srv = result["server"]
+    rows.append({"metric": "server CPU mean (%), RSS first -> last (max) MiB", "ours": srv["cpu_percent_mean"],
+                 "note": f"RSS {srv['rss_mib_first']} -> {srv['rss_mib_last']} (max {srv['rss_mib_max']}); "
+                         f"max queue depths {srv['queue_depth_max']}; plot {result.get('png', '-')}"})
+    result["summary"] = rows
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 600)")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 10 x peak rates")
+    parser.add_argument("--sensors", type=int, default=300)
+    parser.add_argument("--inflight", type=int, default=64, help="most requests in flight per feed")
+    parser.add_argument("--png", type=Path, default=REPO / "bench" / "load.png")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    printable = {k: v for k, v in result.items() if k != "samples"}
+    print(json.dumps(printable, indent=1))
+    write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
