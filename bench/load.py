@@ -45,7 +45,7 @@ import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, Server, create_streams, make_token, write_json  # noqa: E402
+from _common import REPO, Server, create_streams, make_token, write_json
 
 FEEDS = {"mqtt_sensors": 150.0, "http_sensors": 150.0, "reports": 1700.0, "wifi_lines": 2000.0, "cctv": 50.0}
 WIFI_BATCH = 100
@@ -243,7 +243,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
             now = int(time.time())
             lines = "\n".join(orjson.dumps({
                 "event": rng.choice(["associate", "disassociate"]),
-                "mac": "02:%02x:%02x:%02x:%02x:%02x" % tuple(rng.randrange(256) for _ in range(5)),
+                "mac": "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5)),
                 "hotspot_id": rng.choice(hotspots), "time": now}).decode() for _ in range(WIFI_BATCH))
             r = await http.post("/api/v1/wifi/events", content=lines.encode(),
                                 headers={"Content-Type": "application/x-ndjson"})
@@ -293,7 +293,8 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                      "ratio": round(f["achieved_per_s"] / f["target_per_s"], 3) if f["target_per_s"] else None,
                      "goal": "1.0, rejects 0",
                      "note": f"p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, p999 {f['p999_ms']} ms; rejected "
-                             f"{f['rejected_429_503']}, errors {f['errors']}, client behind {f['not_sent_client_behind']}"})
+                             f"{f['rejected_429_503']}, errors {f['errors']}, "
+                             f"client behind {f['not_sent_client_behind']}"})
     srv = result["server"]
     rows.append({"metric": "server CPU mean (%), RSS first -> last (max) MiB", "ours": srv["cpu_percent_mean"],
                  "note": f"RSS {srv['rss_mib_first']} -> {srv['rss_mib_last']} (max {srv['rss_mib_max']}); "

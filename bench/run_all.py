@@ -118,6 +118,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str], Callable[[dict[str, Any]], lis
     "vision": (["bench/vision.py"], ["bench/vision.py", "--quick"], lambda d: d["summary"]),
     "plates_accuracy": (["bench/plates_accuracy.py"], ["bench/plates_accuracy.py", "--quick"], lambda d: d["summary"]),
     "crash": (["bench/crash.py"], ["bench/crash.py", "--kills", "5"], lambda d: d["summary"]),
+    "load": (["bench/load.py"], ["bench/load.py", "--duration", "60"], lambda d: d["summary"]),
     "scale_out": (["bench/scale_out.py"], ["bench/scale_out.py", "--quick"], lambda d: d["summary"]),
 }
 
