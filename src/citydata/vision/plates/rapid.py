@@ -83,7 +83,7 @@ class RapidOCRDetector(PlateDetector):
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
             w, h = int(x1 - x0), int(y1 - y0)
-            if h >= self.min_height and w >= h:
+            if h >= self.min_height and w >= 1.5 * h:  # plate lines are wide; windows and wheels are not
                 out.append(((int(x0), int(y0), w, h), float(score)))
         return out
 
@@ -93,9 +93,10 @@ class RapidOCRDetector(PlateDetector):
         cands: list[Candidate] = []
         for (x, y, w, h), score in lines:
             cands.append(Candidate(_pad((x, y, w, h), 0.06, 0.15, 0.15, shape), score, lines=1))
+            # the province line: starts below the middle of this line, close under it, not taller, centred under it
             below = [(b, s) for b, s in lines
-                     if b != (x, y, w, h) and y + 0.6 * h <= b[1] <= y + 1.8 * h and 0.2 * h <= b[3] <= 0.9 * h
-                     and x - 0.2 * w <= b[0] + b[2] / 2 <= x + 1.2 * w and b[2] <= 1.3 * w]
+                     if b != (x, y, w, h) and y + 0.5 * h <= b[1] <= y + 1.5 * h and 0.2 * h <= b[3] <= 1.1 * h
+                     and x - 0.1 * w <= b[0] + b[2] / 2 <= x + 1.1 * w and 0.2 * w <= b[2] <= 1.3 * w]
             if below:
                 (bx, by, bw, bh), bs = min(below, key=lambda t: t[0][1])
                 ux0, uy0 = min(x, bx), y

@@ -3,7 +3,8 @@
 The primary recogniser (``crnn`` by default) reads two-line Thai plates; the Latin recogniser (``rapidocr`` by
 default, ``latin=None`` to switch it off) reads single-line Latin-script plates, such as the Malaysian cars of
 southern Thailand, wherever the primary read no valid Thai registration. A read is kept when it matches the plate
-pattern of its script and its confidence reaches ``min_confidence``; overlapping reads of one plate keep the best.
+pattern of its script and its confidence reaches ``min_confidence``; of overlapping reads of one plate, a Thai read
+with its province is kept first, then the most confident.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class PlateReader:
             for c, lr in zip(single, latin.read_batch([_crop(image_bgr, c.bbox) for c in single]), strict=True):
                 if lr is not None and self._accept_latin(lr):
                     found.append(PlateRead(c.bbox, lr.text, None, lr.confidence))
-        found.sort(key=lambda p: -p.confidence)
+        # a Thai read with its province (two heads agreeing on a Thai plate) wins over a Latin read of the same box
+        found.sort(key=lambda p: (p.province is None, -p.confidence))
         kept: list[PlateRead] = []
         for p in found:
             if all(_overlap(p.bbox, k.bbox) < 0.5 for k in kept):
