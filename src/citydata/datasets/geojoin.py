@@ -9,6 +9,7 @@ says it by itself. A value that matches nothing is a rejected row with the reaso
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ ALIASES = {"kohkaew": "kokaeo", "kohkaeo": "kokaeo", "kokaew": "kokaeo", "cherng
            "muangphuket": "mueangphuket", "mueang": "mueangphuket", "maikhao": "maikhao"}
 
 
+@functools.lru_cache(maxsize=65536)
 def norm(name: str) -> str:
     """Case, spaces, dashes, dots and administrative prefixes removed."""
     value = name.strip().lower()
