@@ -19,7 +19,7 @@ from citydata.wifi.schema import (
     wifi_footfall_daily,
     wifi_footfall_hourly,
 )
-from tests.wifi.conftest import NOW, Session, make_sessions, make_wifi, session_lines
+from tests.wifi.conftest import NOW, START, Session, make_sessions, make_wifi, session_lines
 
 BKK = ZoneInfo("Asia/Bangkok")
 HOUR = 3600
@@ -158,3 +158,29 @@ async def test_rebuilding_a_flushed_hour_is_idempotent(wifi: Any) -> None:
     await wifi.flush(days=True)
     assert await stored(wifi) == before
     assert datetime.fromtimestamp(min(k[1] for k in before["city/hour"]), UTC) >= NOW - timedelta(days=1)
+
+
+@pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
+async def test_timer_writes_presence_each_tick_and_paces_rebuilds_by_their_cost(store: Any,
+                                                                               backend_settings: Any) -> None:
+    clock = DrivenClock(START + timedelta(hours=3, minutes=1))    # just after the data, as in live operation
+    wifi = await make_wifi(store, clock, backend_settings)
+    wifi.settings = wifi.settings.model_copy(update={"wifi_flush_s": 5.0, "wifi_daily_every_s": 60.0})
+    sessions = make_sessions(seed=13, devices=6, hours=3)
+    lines = [ln for _, ln in sorted(session_lines(sessions, random.Random(1)))]
+    half = len(lines) // 2
+    await wifi.ingest_lines(lines[:half], "jsonl", "test")
+    clock.advance(5)
+    await wifi._tick()
+    first = await stored(wifi)
+    assert first["city/hour"] and not first["city/day"]            # hours now, days not yet due
+    wifi._rebuild_cost = 10.0                                      # a slow rebuild: wait 4 x 10 s before the next
+    await wifi.ingest_lines(lines[half:], "jsonl", "test")
+    clock.advance(5)
+    await wifi._tick()
+    assert wifi.rollups.dirty_hours and not wifi.tracker.delta    # presence written, hours still pending
+    assert await stored(wifi) == first
+    clock.advance(60)
+    await wifi._tick()
+    assert not wifi.rollups.dirty_hours
+    _compare(await stored(wifi), brute_force(sessions, wifi.registry.by_id, rotation_days=1))

@@ -67,7 +67,8 @@ class WifiService:
         self.rollups = Rollups(store, self.pseudo)
         self.ctx_tz = self.pseudo.tz
         self._lock = asyncio.Lock()
-        self._last_days = clock.monotonic()
+        self._last_days = self._last_hours = clock.monotonic()
+        self._rebuild_cost = 0.0      # seconds the last rebuild of the dirty hours took
         self._flusher = Periodic("wifi-flush", clock, s.wifi_flush_s, self._tick)
         self._purger = Periodic("wifi-purge", clock, s.wifi_purge_interval_s, self.purge)
         self.listener: Any = None
@@ -191,18 +192,27 @@ class WifiService:
 
     # -- rollups ---------------------------------------------------------------------------------------------
     async def _tick(self) -> None:
-        due = self.clock.monotonic() - self._last_days >= self.settings.wifi_daily_every_s
-        await self.flush(days=due)
+        """Presence every tick; the dirty hours when the last rebuild's cost allows (at most a fifth of the
+        writer's time goes to rebuilding a busy hour), the dirty days every ``wifi_daily_every_s``."""
+        now = self.clock.monotonic()
+        hours = now - self._last_hours >= max(self.settings.wifi_flush_s, 4 * self._rebuild_cost)
+        days = hours and now - self._last_days >= self.settings.wifi_daily_every_s
+        await self.flush(days=days, hours=hours)
         self.tracker.expire(self.clock.now().timestamp())
 
-    async def flush(self, *, days: bool = True) -> dict[str, int]:
+    async def flush(self, *, days: bool = True, hours: bool = True) -> dict[str, int]:
         """Write the presence gathered so far and rebuild the dirty hours (and days)."""
         async with self._lock:
             written = await self.rollups.flush(self.tracker.take())
-            hours, ndays = await self.rollups.recompute_dirty(days=days)
-            if days:
-                self._last_days = self.clock.monotonic()
-            return {"presence_rows": written, "hours": hours, "days": ndays}
+            nhours = ndays = 0
+            if hours:
+                began = self.clock.monotonic()
+                nhours, ndays = await self.rollups.recompute_dirty(days=days)
+                self._last_hours = self.clock.monotonic()
+                self._rebuild_cost = self._last_hours - began
+                if days:
+                    self._last_days = self._last_hours
+            return {"presence_rows": written, "hours": nhours, "days": ndays}
 
     async def purge(self) -> dict[str, int]:
         """Delete raw events and presence older than ``wifi_raw_retention_days`` (the rollups stay)."""

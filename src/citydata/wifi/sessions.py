@@ -8,7 +8,9 @@ so records may come out of order and repeat (RADIUS retransmits): the union is w
 once, in the hour it began; dwell seconds go to each hour it overlaps; the hour it began always holds the device.
 
 A disassociation without an association is a session of one instant; a record of an already closed session
-(up to its end) is a repeat and is ignored. Sessions silent for ``timeout_s`` are closed at their last record.
+(up to its end) is a repeat and is ignored. Sessions silent for ``timeout_s`` are closed at their last record; a
+later Interim-Update / Stop / disassociation of such a session reopens it from where it was closed (its dwell is
+not counted twice, the session not again).
 """
 
 from __future__ import annotations
@@ -74,7 +76,12 @@ class SessionTracker:
                 self._close(key, st)                             # re-association without a disassociation
             st = self._open(key, ev, zone, subdistrict, t)
             return
-        if st is None:
+        if st is None and ended is not None:
+            # a record after the session was closed for silence: it was on all along; go on from its end
+            st = OpenSession(ev.hotspot_id, zone, subdistrict, ev.randomised, ended, ended, ended, dict(ev.devices))
+            self.open[key] = st
+            self.closed.pop(key, None)
+        elif st is None:
             start = t - (ev.session_time_s or 0)
             st = self._open(key, ev, zone, subdistrict, start)
         else:
