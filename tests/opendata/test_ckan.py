@@ -42,6 +42,12 @@ async def test_actions(aplatform: Any, aclient: Any) -> None:
     found = await _ok(aclient, "package_search", fq="organization:phuket-provincial-office", rows=2)
     assert found["count"] == 4 and len(found["results"]) == 2
     assert (await _ok(aclient, "package_search", q="ที่ดิน"))["count"] == 2             # Thai text search
+    assert (await _ok(aclient, "package_search", q="tags:safety"))["count"] == 2      # Solr-style clause in q
+    faceted = await _ok(aclient, "package_search", **{"facet.field": '["organization", "tags"]', "rows": 0})
+    assert faceted["facets"]["organization"] == {"phuket-pao": 4, "phuket-provincial-office": 4}
+    assert faceted["search_facets"]["tags"]["items"][0]["count"] >= 2 and faceted["results"] == []
+    r = await aclient.get(f"{A}/package_search", params={"facet.field": '["author"]'})
+    assert r.status_code == 409 and r.json()["error"]["__type"] == "Search Query Error"
     assert await _ok(aclient, "organization_list") == ["phuket-pao", "phuket-provincial-office"]
     orgs = await _ok(aclient, "organization_list", all_fields="true")
     assert orgs[0]["package_count"] == 4

@@ -150,28 +150,48 @@ class Actions:
         rows = _int(p, "rows", 10, 0, 1000)
         start = _int(p, "start", 0)
         found = list(self.cat.datasets)
-        if q and q not in ("*:*", "*"):
-            words = [w.lower() for w in re.split(r"\s+", q) if w]
-            found = [ds for ds in found if all(w in _haystack(ds) for w in words)]
-        for clause in re.findall(r'(\w+):"?([^"\s]+)"?', str(p.get("fq") or "")):
-            key, value = clause
-            if key == "organization":
-                found = [ds for ds in found if ds.organization == value]
+        # Solr-style field clauses in q (tags:flood) work like fq, as on CKAN
+        clauses = re.findall(r'(\w+):"?([^"\s]+)"?', str(p.get("fq") or ""))
+        words = []
+        for token in re.split(r"\s+", q) if q not in ("*:*", "*") else []:
+            field, sep, value = token.partition(":")
+            if sep and field.isidentifier() and value:
+                clauses.append((field, value.strip('"')))
+            elif token:
+                words.append(token.lower())
+        found = [ds for ds in found if all(w in _haystack(ds) for w in words)]
+        for key, value in clauses:
+            if key in ("organization", "owner_org"):
+                found = [ds for ds in found if value in (ds.organization, self.cat.organization(ds.organization).id)]
             elif key == "tags":
                 found = [ds for ds in found if value in ds.tags]
             elif key == "res_format":
                 found = [ds for ds in found if value.lower() in ("csv", "geojson", "parquet")]
             elif key in ("name", "id"):
                 found = [ds for ds in found if value in (ds.name, ds.id)]
+            elif key == "license_id":
+                found = [ds for ds in found if ds.gd.get("license_id") == value]
             else:
                 raise CkanError(409, {"__type": "Search Query Error",
-                                      "message": f"Search Query Error: unsupported fq field {key}"})
+                                      "message": f"Search Query Error: unsupported field {key}"})
         sort = str(p.get("sort") or "score desc, metadata_modified desc")
         if sort.startswith(("name", "title_string")):
             found.sort(key=lambda ds: ds.name, reverse=sort.endswith("desc"))
         results = [self._package(ds) for ds in found[start:start + rows]]
-        facets: dict[str, Any] = {}
-        return {"count": len(found), "sort": sort, "facets": facets, "search_facets": facets,
+        facet_fields = _json_param(p, "facet.field") or []
+        if isinstance(facet_fields, str):
+            facet_fields = [facet_fields]
+        facets: dict[str, dict[str, int]] = {}
+        for name in facet_fields:
+            counts: dict[str, int] = {}
+            for ds in found:
+                for value in _facet_values(ds, str(name)):
+                    counts[value] = counts.get(value, 0) + 1
+            facets[str(name)] = counts
+        search_facets = {name: {"title": name, "items": [{"name": v, "display_name": v, "count": n}
+                                                         for v, n in sorted(c.items(), key=lambda kv: -kv[1])]}
+                         for name, c in facets.items()}
+        return {"count": len(found), "sort": sort, "facets": facets, "search_facets": search_facets,
                 "results": results}
 
     async def organization_list(self, p: dict[str, Any]) -> Any:
@@ -289,6 +309,18 @@ class Actions:
         return {"ckan_version": "2.10.4", "site_title": "CityData Phuket open data", "site_url": self.base_url,
                 "extensions": ["datastore", "scheming_datasets", "fluent", "dcat"], "citydata_version": __version__,
                 "locale_default": "th"}
+
+
+def _facet_values(ds: OpenDataset, field: str) -> list[str]:
+    if field == "organization":
+        return [ds.organization]
+    if field == "tags":
+        return list(ds.tags)
+    if field == "res_format":
+        return ["CSV", "GeoJSON", "Parquet"]
+    if field == "license_id":
+        return [str(ds.gd.get("license_id"))]
+    raise CkanError(409, {"__type": "Search Query Error", "message": f"Search Query Error: cannot facet on {field}"})
 
 
 def _sort_key(name: str) -> Callable[[dict[str, Any]], Any]:
