@@ -136,6 +136,20 @@ async def test_incremental_rollups_equal_brute_force(wifi: Any) -> None:
     assert any(v[3] for v in want["zone/hour"].values()), "some devices return within the day"
     assert any(v[1] for v in want["city/hour"].values()), "some randomised devices"
     _compare(got, want)
+    # the read side on this backend
+    from citydata.wifi import views
+
+    zone = await views.footfall(wifi, level="zone", area="patong", granularity="hour", start=None, end=None)
+    assert [i["devices"] for i in zone["items"]] == [v[0] for k, v in sorted(want["zone/hour"].items())
+                                                     if k[0] == "patong"]
+    assert zone["items"][0]["hour"].endswith("+00:00")
+    days = await views.footfall(wifi, level="hotspot", area="wifi-patong-001", granularity="day",
+                                start=NOW - timedelta(days=2), end=NOW + timedelta(days=1))
+    want_days = sorted(str(k[1]) for k in want["hotspot/day"] if k[0] == "wifi-patong-001")
+    assert [i["day"] for i in days["items"]] == want_days and want_days
+    stats = await wifi.stats()
+    assert stats["events_24h"] > 100 and 0 < stats["randomised_events_24h"] < stats["events_24h"]
+    assert stats["dead_letters"] == 0 and stats["repeats_ignored"] > 0
 
 
 @pytest.mark.parametrize("backend_settings", ["sqlite"], indirect=True)
