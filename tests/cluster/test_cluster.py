@@ -6,20 +6,19 @@ or raised twice."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
+import yaml
 
 from citydata.bus.nats import NatsBus
 from citydata.cluster.local import LocalCluster
 from citydata.events import Event
-from tests.conftest import REPO
 
 RULE = """
 id: cluster-level
@@ -120,12 +119,15 @@ def wait_balanced(cluster: LocalCluster, names: list[str], timeout: float = 30.0
     raise AssertionError(f"partitions not balanced over {names}: {view}")
 
 
-def load_rule(cluster: LocalCluster, tmp_path: Path) -> None:
-    path = tmp_path / "rule.yaml"
-    path.write_text(RULE, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "citydata", "rules", "load", str(path)], env=cluster.env,
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
+def load_rule(cluster: LocalCluster, node: str) -> None:
+    """Create the rule over the API of a node, as the admin (the change reaches every partition's engine)."""
+    password = (cluster.data_dir / "admin_password").read_text(encoding="utf-8").strip()
+    with httpx.Client(base_url=cluster.nodes[node].url, timeout=30) as client:
+        r = client.post("/api/v1/auth/login", json={"username": "admin", "password": password})
+        assert r.status_code == 200, r.text
+        token = r.json()["access_token"]
+        r = client.post("/api/v1/rules", json=yaml.safe_load(RULE), headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 201, r.text
 
 
 @pytest.mark.timeout(180)
@@ -134,7 +136,7 @@ def test_three_nodes_join_kill_and_exactly_once_alerts(cluster: LocalCluster, pr
     cluster.start("n1")
     cluster.start("n2")
     first = wait_balanced(cluster, ["n1", "n2"])
-    load_rule(cluster, tmp_path)
+    load_rule(cluster, "n1")
 
     asyncio.run(publish(private_nats, level_events(range(0, 4))))
     log = asyncio.run(alert_log(private_nats, 4 * len(KEYS), 30))

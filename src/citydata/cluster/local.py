@@ -129,6 +129,9 @@ class LocalCluster:
         node.log.close()
 
     def stop_all(self) -> None:
+        for node in self.nodes.values():   # all at once, then wait for each
+            if node.alive():
+                node.proc.send_signal(signal.SIGTERM)
         for name in list(self.nodes):
             with contextlib.suppress(Exception):
                 self.stop(name)
