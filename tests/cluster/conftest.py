@@ -51,7 +51,7 @@ def cluster(tmp_path: Path, private_nats: str, pg_url: str, pg_schema: str) -> I
     off = {f"CITYDATA_{name.upper()}": "false" for name in ("vision_enabled", "wifi_enabled")
            if name in Settings.model_fields}
     c = LocalCluster.create(tmp_path / "data", bus_url=private_nats, db_url=pg_url, db_schema=pg_schema,
-                            partitions=8, lease_s=2.0, CITYDATA_BUS_ACK_WAIT_S="4", **off)
+                            partitions=8, lease_s=3.0, CITYDATA_BUS_ACK_WAIT_S="4", **off)
     try:
         yield c
     finally:
