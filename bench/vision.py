@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import random
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,15 +73,24 @@ def plate_frames(n: int, size: tuple[int, int]) -> list[np.ndarray]:
     return out
 
 
-def rate(fn: Any, frames: list[np.ndarray]) -> float:
-    fn(frames[0])                      # warm-up (model load, caches)
+def timed(fn: Any, frames: list[np.ndarray]) -> float:
     t = time.perf_counter()
     for f in frames:
         fn(f)
     return len(frames) / (time.perf_counter() - t)
 
 
-async def pipeline_rate(kind: str, frames: list[np.ndarray], tmp: Path) -> tuple[float, dict[str, float]]:
+async def atimed(fn: Any, frames: list[np.ndarray]) -> float:
+    t = time.perf_counter()
+    for f in frames:
+        await fn(f.copy())
+    return len(frames) / (time.perf_counter() - t)
+
+
+@contextlib.asynccontextmanager
+async def pipeline(kind: str, tmp: Path) -> AsyncIterator[Any]:
+    """A started platform (SQLite, models in one in-process thread) with a camera doing ``kind``; yields the
+    coroutine that analyses one frame the way ``POST /cameras/{id}/frames`` does, and the service."""
     from citydata.app import Platform
     from citydata.auth import Principal, Role
     from citydata.config import load_settings
@@ -102,12 +113,26 @@ async def pipeline_rate(kind: str, frames: list[np.ndarray], tmp: Path) -> tuple
         else:
             await svc.hotlist.add(Principal("bench", Role.POLICE, "user"), "กข1234", list_name="stolen",
                                   reason="benchmark")
-        await svc.submit_image("cam:bench", frames[0].copy())
-        t = time.perf_counter()
-        for f in frames:
-            await svc.submit_image("cam:bench", f.copy())
-        fps = len(frames) / (time.perf_counter() - t)
-        return fps, svc.counters()
+
+        async def analyse(frame: np.ndarray) -> None:
+            await svc.submit_image("cam:bench", frame)
+
+        yield analyse, svc
+
+
+async def measure(kind: str, bare_fn: Any, frames: list[np.ndarray], tmp: Path, rounds: int) -> dict[str, Any]:
+    """Bare model and pipeline alternated ``rounds`` times on the same frames; the best round of each (this
+    machine is shared, so the best round is the least disturbed one)."""
+    bare_fn(frames[0])                      # warm-up: model load, caches
+    async with pipeline(kind, tmp) as (analyse, svc):
+        await analyse(frames[0].copy())
+        bare, ours = [], []
+        for _ in range(rounds):
+            bare.append(timed(bare_fn, frames))
+            ours.append(await atimed(analyse, frames))
+        counters = svc.counters()
+    return {"bare_fps": max(bare), "pipeline_fps": max(ours), "ratio": max(ours) / max(bare),
+            "bare_rounds": bare, "pipeline_rounds": ours, "counters": counters}
 
 
 def face_accuracy() -> dict[str, Any]:
@@ -156,27 +181,24 @@ async def main() -> dict[str, Any]:
             reader.load()
         except Exception as err:
             plates_problem = str(err)
+    rounds = 2 if args.quick else 3
     with tempfile.TemporaryDirectory(prefix="citydata-bench-vision-") as tmp:
         for size in SIZES:
             label = f"{size[0]}x{size[1]}"
-            frames = face_frames(n, size)
-            bare = rate(engine.faces, frames)
-            ours, counters = await pipeline_rate("faces", frames, Path(tmp) / f"f{label}")
-            results.append({"analytic": "faces", "size": label, "bare_fps": bare, "pipeline_fps": ours,
-                            "ratio": ours / bare, "hits": counters["watchlist_hits"]})
-            print(f"faces {label}: bare {bare:.2f} fps, pipeline {ours:.2f} fps, ratio {ours / bare:.2f}", flush=True)
+            got = await measure("faces", engine.faces, face_frames(n, size), Path(tmp) / f"f{label}", rounds)
+            results.append({"analytic": "faces", "size": label, **got})
+            print(f"faces {label}: bare {got['bare_fps']:.2f} fps, pipeline {got['pipeline_fps']:.2f} fps, "
+                  f"ratio {got['ratio']:.2f}", flush=True)
             if reader is not None:
-                frames = plate_frames(n, size)
                 try:
-                    bare = rate(reader.read, frames)
+                    got = await measure("plates", reader.read, plate_frames(n, size), Path(tmp) / f"p{label}",
+                                        rounds)
                 except Exception as err:  # a model that loads only on the first crop
                     plates_problem, reader = str(err), None
                     continue
-                ours, counters = await pipeline_rate("plates", frames, Path(tmp) / f"p{label}")
-                results.append({"analytic": "plates", "size": label, "bare_fps": bare, "pipeline_fps": ours,
-                                "ratio": ours / bare, "reads": counters["plates_read"]})
-                print(f"plates {label}: bare {bare:.2f} fps, pipeline {ours:.2f} fps, ratio {ours / bare:.2f}",
-                      flush=True)
+                results.append({"analytic": "plates", "size": label, **got})
+                print(f"plates {label}: bare {got['bare_fps']:.2f} fps, pipeline {got['pipeline_fps']:.2f} fps, "
+                      f"ratio {got['ratio']:.2f}", flush=True)
     acc = face_accuracy()
     print(f"faces accuracy @ {acc['threshold']}: FMR {acc['fmr']:.3%} ({acc['impostor_pairs']} pairs), "
           f"FNMR {acc['fnmr']:.3%} ({acc['genuine_pairs']} pairs)", flush=True)
@@ -184,7 +206,8 @@ async def main() -> dict[str, Any]:
                 "ours": r["pipeline_fps"], "baseline": r["bare_fps"],
                 "baseline_name": "bare model inference on the same frames, same run",
                 "ratio": r["ratio"], "goal": 0.8,
-                "note": "masks, models, matching, storage and events; one in-process model thread"} for r in results]
+                "note": "masks, models, matching, storage and events; one in-process model thread; best of "
+                        f"{len(r['bare_rounds'])} alternated rounds"} for r in results]
     summary.append({"metric": "vision: face false match rate at the default threshold", "ours": acc["fmr"],
                     "baseline": None, "baseline_name": "", "ratio": None, "goal": "<= 0.001",
                     "note": f"cosine {acc['threshold']}, {acc['impostor_pairs']} impostor pairs of "

@@ -64,7 +64,7 @@ async def test_hotlisted_plate_in_a_clip_reaches_sse(tmp_path: Path) -> None:
                 return next((e for e in events if isinstance(e.get("data"), dict)
                              and e["data"].get("kind") == "vision.hotlist_hit"), None)
 
-            async with asyncio.timeout(90):
+            async with asyncio.timeout(60):
                 while hit() is None:
                     await asyncio.sleep(0.1)
             got = hit()
