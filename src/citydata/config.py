@@ -295,35 +295,6 @@ class Settings(BaseModel):
         300.0, ge=0, title="Open-data cache (s)",
         description="How long a published dataset's rows are reused before they are computed again.")
 
-    # -- vision: CCTV analytics (docs/vision.md)
-    vision_enabled: bool = Field(True, title="CCTV analytics",
-                                 description="Run the camera registry, frame sources and the face/plate/traffic "
-                                             "analytics on this node.")
-    vision_workers: int = Field(-1, ge=-1, le=64, title="Vision worker processes",
-                                description="Processes running the face and plate models: -1 one per CPU core, "
-                                            "0 one thread inside the platform process.")
-    vision_fps: float = Field(5.0, gt=0, le=60, title="Frames analysed per second",
-                              description="Frames sampled per second from each camera stream.")
-    vision_queue_size: int = Field(4, ge=1, le=1000, title="Frame queue per camera",
-                                   description="Frames waiting for analysis per camera; when full the oldest is "
-                                               "dropped and counted (events are never dropped).")
-    vision_face_threshold: float = Field(0.07, gt=0, lt=1, title="Face match threshold",
-                                         description="Default cosine distance at or below which a face matches a "
-                                                     "watchlist subject (each watchlist can set its own).")
-    vision_min_plate_frames: int = Field(3, ge=1, le=50, title="Plate consensus frames",
-                                         description="Reads of one vehicle's plate combined before it is decided "
-                                                     "(fewer when the vehicle leaves the view first).")
-    vision_plate_track_ttl_s: float = Field(2.0, gt=0, title="Plate track timeout (s)",
-                                            description="A vehicle's plate unseen this long ends its track.")
-    vision_reconnect_max_s: float = Field(60.0, ge=1, title="Stream reconnect backoff cap (s)",
-                                          description="Longest wait between reconnect attempts to a camera.")
-    vision_hit_retention_days: int = Field(30, ge=1, title="Face hit retention (days)",
-                                           description="Watchlist hits, their encrypted snapshot and embedding are "
-                                                       "deleted this many days after the hit.")
-    vision_sighting_retention_days: int = Field(90, ge=1, title="Plate sighting retention (days)",
-                                                description="Keyed plate hashes (traffic counts) are deleted "
-                                                            "after this many days.")
-
     # -- WiFi footfall (docs/wifi.md)
     wifi_enabled: bool = Field(True, title="WiFi footfall",
                                description="Run the hotspot registry, WiFi session ingest and footfall rollups.")
@@ -366,22 +337,35 @@ class Settings(BaseModel):
     wifi_max_lines: int = Field(50_000, ge=1, title="WiFi lines per request",
                                 description="Most lines accepted in one POST /api/v1/wifi/events.")
 
-    @field_validator("secret_key")
-    @classmethod
-    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            check_secret(value.get_secret_value())
-        return value
+    # -- vision: CCTV analytics (docs/vision.md)
+    vision_enabled: bool = Field(True, title="CCTV analytics",
+                                 description="Run the camera registry, frame sources and the face/plate/traffic "
+                                             "analytics on this node.")
+    vision_workers: int = Field(-1, ge=-1, le=64, title="Vision worker processes",
+                                description="Processes running the face and plate models: -1 one per CPU core, "
+                                            "0 one thread inside the platform process.")
+    vision_fps: float = Field(5.0, gt=0, le=60, title="Frames analysed per second",
+                              description="Frames sampled per second from each camera stream.")
+    vision_queue_size: int = Field(4, ge=1, le=1000, title="Frame queue per camera",
+                                   description="Frames waiting for analysis per camera; when full the oldest is "
+                                               "dropped and counted (events are never dropped).")
+    vision_face_threshold: float = Field(0.07, gt=0, lt=1, title="Face match threshold",
+                                         description="Default cosine distance at or below which a face matches a "
+                                                     "watchlist subject (each watchlist can set its own).")
+    vision_min_plate_frames: int = Field(3, ge=1, le=50, title="Plate consensus frames",
+                                         description="Reads of one vehicle's plate combined before it is decided "
+                                                     "(fewer when the vehicle leaves the view first).")
+    vision_plate_track_ttl_s: float = Field(2.0, gt=0, title="Plate track timeout (s)",
+                                            description="A vehicle's plate unseen this long ends its track.")
+    vision_reconnect_max_s: float = Field(60.0, ge=1, title="Stream reconnect backoff cap (s)",
+                                          description="Longest wait between reconnect attempts to a camera.")
+    vision_hit_retention_days: int = Field(30, ge=1, title="Face hit retention (days)",
+                                           description="Watchlist hits, their encrypted snapshot and embedding are "
+                                                       "deleted this many days after the hit.")
+    vision_sighting_retention_days: int = Field(90, ge=1, title="Plate sighting retention (days)",
+                                                description="Keyed plate hashes (traffic counts) are deleted "
+                                                            "after this many days.")
 
-    @field_validator("pii_keys")
-    @classmethod
-    def _valid_pii_keys(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None:
-            parse_pii_keys(value.get_secret_value())
-        return value
-
-    @field_validator("db_url")
-    @classmethod
     # -- web: the IOC dashboard and the tourist app
     map_tile_url: str = Field(
         "https://tile.openstreetmap.org/{z}/{x}/{y}.png", max_length=500, title="Map tile URL",
@@ -405,6 +389,22 @@ class Settings(BaseModel):
         3600.0, ge=0, title="Report purge interval (s)",
         description="How often expired report texts and photos are purged. 0 disables the periodic task.")
 
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @field_validator("pii_keys")
+    @classmethod
+    def _valid_pii_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_pii_keys(value.get_secret_value())
+        return value
+
+    @field_validator("db_url")
+    @classmethod
     def _known_db(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("sqlite:", "postgresql:", "postgres:",
                                                         "postgresql+asyncpg:")):
