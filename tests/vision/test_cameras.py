@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import httpx
 import numpy as np
+import pytest
 
 from citydata.vision.frames import MotionGate, StageQueue, apply_masks, decode_image
 from tests.conftest import free_port
@@ -210,3 +211,41 @@ async def test_a_dropping_http_stream_goes_offline_and_comes_back(vplatform: Any
         assert cam.connections >= 2 and vplatform.vision.sources["cam:mjpeg"].reconnects >= 1
     finally:
         cam.close()
+
+
+def test_pyav_reads_what_opencv_cannot_open(tmp_path: Path, monkeypatch: Any) -> None:
+    import av
+
+    from citydata.vision import sources
+
+    path = tmp_path / "h264.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "h264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(6):
+            img = np.zeros((120, 160, 3), np.uint8)
+            img[:, i * 20:i * 20 + 20] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+    class Closed:          # an OpenCV build without this codec or protocol
+        def __init__(self, *args: Any) -> None:
+            pass
+
+        def isOpened(self) -> bool:
+            return False
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(sources.cv2, "VideoCapture", Closed)
+    reader = sources._Reader(str(path), 5.0)
+    frames = []
+    while (frame := reader.read()) is not None:
+        frames.append(frame)
+    reader.close()
+    assert reader.av is not None and len(frames) == 6 and frames[0].shape == (120, 160, 3)
+    with pytest.raises(OSError):
+        sources._Reader(str(tmp_path / "missing.mp4"), 1.0)

@@ -45,13 +45,12 @@ class _Reader:
             self.native_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             return
         cap.release()
-        if is_file_source(url):
-            raise OSError(f"cannot open video {self.url}")
-        try:
+        try:            # PyAV (its own FFmpeg build) for what OpenCV's cannot open
             import av
 
-            self.av = av.open(self.url, options={"rtsp_transport": "tcp", "stimeout": str(int(timeout_s * 1e6))},
-                              timeout=timeout_s)
+            options = {} if is_file_source(url) else {"rtsp_transport": "tcp",
+                                                      "stimeout": str(int(timeout_s * 1e6))}
+            self.av = av.open(self.url, options=options, timeout=timeout_s)
             self._frames = self.av.decode(video=0)
         except Exception as err:
             raise OSError(f"cannot open stream: {err}") from err
