@@ -9,13 +9,15 @@ import asyncio
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import nats
 import pytest
 import yaml
 
+from citydata.alerts.service import ACTIVE
 from citydata.bus.nats import NatsBus
 from citydata.cluster.local import LocalCluster
 from citydata.events import Event
@@ -131,8 +133,8 @@ def load_rule(cluster: LocalCluster, node: str) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_three_nodes_join_kill_and_exactly_once_alerts(cluster: LocalCluster, private_nats: str,
-                                                       tmp_path: Path) -> None:
+def test_three_nodes_join_kill_and_exactly_once_alerts(cluster: LocalCluster, private_nats: str, pg_url: str,
+                                                       pg_schema: str) -> None:
     cluster.start("n1")
     cluster.start("n2")
     first = wait_balanced(cluster, ["n1", "n2"])
@@ -157,3 +159,23 @@ def test_three_nodes_join_kill_and_exactly_once_alerts(cluster: LocalCluster, pr
 
     log = asyncio.run(alert_log(private_nats, 10 * len(KEYS), 60))
     check_alerts(log, 10)
+
+    # the IOC (on whichever node leads now) stored each raise once: 5 alerts per key, each opened once and cleared
+    rows = asyncio.run(ioc_alerts(pg_url, pg_schema, 5 * len(KEYS)))
+    assert len(rows) == 5 * len(KEYS) and all(r["occurrences"] == 1 for r in rows)
+    assert all(r["state"] not in ACTIVE for r in rows), {r["state"] for r in rows}
+
+
+async def ioc_alerts(pg_url: str, schema: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = await conn.fetch(f'SELECT dedup_key, state, occurrences FROM "{schema}".alerts '
+                                    "WHERE rule_id = 'cluster-level'")
+            settled = len(rows) >= expected and all(r["state"] not in ACTIVE for r in rows)
+            if settled or time.monotonic() > deadline:
+                return list(rows)
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()

@@ -46,8 +46,8 @@ class Delivery:
     attempt: int = 1
     group: str | None = None
     # False while more events of the same fetched batch follow: a handler that acknowledges only what it has
-    # committed (the rules engine on NATS) waits for its commit on the last event of a batch, and the bus
-    # acknowledges the batch's events after that handler returns.
+    # committed (the rules engine on NATS, consuming with ``batch_ack=True``) waits for its commit on the last
+    # event of a batch, and the bus acknowledges the batch's events after that handler returns.
     last_in_batch: bool = True
 
     @property
@@ -113,10 +113,12 @@ class Bus(abc.ABC):
 
     @abc.abstractmethod
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None, batch_ack: bool = False) -> Consumer:
         """Join the durable consumer group ``group``. After ``max_attempts`` failures an event is
         dead-lettered (counted, and kept where the implementation can keep it) so one poison event never
-        blocks the group. ``partition``: only that key partition (partitioned buses only)."""
+        blocks the group. ``partition``: only that key partition (partitioned buses only). ``batch_ack``:
+        acknowledge a fetched batch together once the handler returned for its last event
+        (``Delivery.last_in_batch``) instead of each event at once (where the bus fetches in batches)."""
 
     async def ensure_group(self, group: str, pattern: str, *, start: StartAt = "new",
                            partition: int | None = None) -> None:

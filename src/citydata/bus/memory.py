@@ -270,7 +270,7 @@ class MemoryBus(Bus):
         return sub
 
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None, batch_ack: bool = False) -> Consumer:
         if partition is not None:
             raise ValueError("the in-process bus is not partitioned")
         async with self._lock:

@@ -32,10 +32,11 @@ partition=k)`` binds the durable consumer ``{group}.p{k}`` filtered on ``{prefix
 cluster (``citydata.cluster``) gives each partition to one node at a time, so per-key order holds across
 nodes. ``consume`` without a partition reads every partition (``{prefix}.p.*.{pattern}``) in stream order.
 
-Acknowledgements: the events of one fetched batch are acknowledged together after the batch is handled
-(``Delivery.last_in_batch`` marks the last one), so a handler that must commit before acknowledging (the rules
-engine) commits once per batch, not once per event. A member stopped in the middle of a batch hands back
-(naks) the events it has not acknowledged; consumers are idempotent, so a redelivery is harmless.
+Acknowledgements: each event is acknowledged as soon as its handler returns, so a member that dies has at
+most the event in hand to be redelivered. With ``batch_ack=True`` (the rules engine) the events of one
+fetched batch are acknowledged together after the batch is handled (``Delivery.last_in_batch`` marks the
+last one), so a handler that must commit before acknowledging commits once per batch, not once per event. A
+member stopped in the middle of a batch hands back (naks) the events it has not acknowledged.
 
 Connection loss: nats-py reconnects forever (``max_reconnect_attempts=-1``); a publish that gets no
 acknowledgement is retried with the same message id until ``publish_timeout``, then raises ``Unavailable``.
@@ -151,8 +152,9 @@ class _LiveSub(Subscription):
 
 class _Member(Consumer):
     def __init__(self, bus: NatsBus, group: str, durable: str, psub: JetStreamContext.PullSubscription,
-                 handler: Handler, max_attempts: int, index: int) -> None:
+                 handler: Handler, max_attempts: int, index: int, batch_ack: bool = False) -> None:
         self.bus, self.group, self.durable, self.psub = bus, group, durable, psub
+        self.batch_ack = batch_ack
         self.handler, self.max_attempts = handler, max(1, max_attempts)
         self.name = f"{group}#{index}"
         self._stream_pending = 0
@@ -191,7 +193,10 @@ class _Member(Consumer):
                     if self._stopping:
                         break
                     if await self._handle(msg, last=i == len(msgs) - 1):
-                        done.append(msg)
+                        if self.batch_ack:
+                            done.append(msg)
+                        else:
+                            await self._settle(msg)
                     self._local -= 1
                 else:
                     complete = True
@@ -506,7 +511,7 @@ class NatsBus(Bus):
         return sub
 
     async def consume(self, group: str, pattern: str, handler: Handler, *, start: StartAt = "all",
-                      max_attempts: int = 5, partition: int | None = None) -> Consumer:
+                      max_attempts: int = 5, partition: int | None = None, batch_ack: bool = False) -> Consumer:
         js = self._jetstream()
         durable, subject, config = self._consumer_config(group, pattern, start, partition)
         async with self._lock:
@@ -528,7 +533,7 @@ class NatsBus(Bus):
             name = group if partition is None else f"{group}.p{partition}"
             index = self._member_count.get(name, 0)
             self._member_count[name] = index + 1
-            member = _Member(self, name, durable, psub, handler, max_attempts, index)
+            member = _Member(self, name, durable, psub, handler, max_attempts, index, batch_ack)
             self._members.add(member)
             return member
 
@@ -558,15 +563,17 @@ class NatsBus(Bus):
                 info = await js.consumer_info(self.stream, durable)
             except nats.js.errors.NotFoundError:
                 info = None
-            if info is None and after is None:
-                await js.add_consumer(self.stream, config)
-                return
-            if info is not None:
+            if info is None:
+                if after is None:
+                    return   # never consumed: ``consume`` creates it with its own start policy
+            elif not info.num_ack_pending and not info.num_redelivered:
+                return       # nothing is in anyone's hands: it goes on where it is
+            else:
                 if after is None:
                     after = (info.ack_floor.stream_seq if info.ack_floor is not None else 0) or 0
-                delivered = info.delivered.stream_seq if info.delivered is not None else 0
-                if (delivered or 0) <= after and not info.num_ack_pending and not info.num_redelivered:
-                    return   # nothing after our position is in anyone's hands
+                    if not after:    # nothing acknowledged yet: no position to resume at; ack_wait it is
+                        log.warning("consumer %s has events in hand but no acknowledged position", durable)
+                        return
                 await js.delete_consumer(self.stream, durable)
             await js.add_consumer(self.stream, dataclasses.replace(
                 config, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=(after or 0) + 1))

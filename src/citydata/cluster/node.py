@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 RULES_GROUP = "rules"
 GLOBAL_GROUP = "rules-global"
 WORKER_ROLES = ("all", "rules")
+# durable groups consumed by the leader's services (alerts, CAP drafts, tracking alerts)
+SINGLETON_GROUPS = (("alerts", "alert.>"), ("alerts-cap", "cap.draft_requested"), ("tracking-alerts", "tracking.>"))
 
 
 def default_node_id() -> str:
@@ -102,6 +104,11 @@ class ClusterNode:
 
     async def _lead(self) -> None:
         p = self.platform
+        # the singleton consumers resume right after what the previous leader acknowledged, in order: the
+        # event it had in hand would otherwise come back only after ack_wait, behind newer ones (a raise
+        # replayed after its clear would open the alert again)
+        for group, pattern in SINGLETON_GROUPS:
+            await p.bus.resume_at(group, pattern, after=None)
         self.global_engine = self._engine("global", GLOBAL_GROUP, "global", None)
         await self.global_engine.start()
         self.leader_parts.append("global")

@@ -225,7 +225,7 @@ class RulesEngine:
                 await self.bus.resume_at(self.options.group, ">", after=self.seq or None,
                                          partition=self.options.partition)
             self._consumer = await self.bus.consume(self.options.group, ">", self.handle, start="new",
-                                                    partition=self.options.partition)
+                                                    partition=self.options.partition, batch_ack=True)
 
     async def stop(self) -> None:
         if self._consumer is not None:
