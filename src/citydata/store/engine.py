@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from citydata.clock import Clock
 from citydata.config import Settings
-from citydata.errors import ConfigError
+from citydata.errors import ConfigError, Unavailable
 from citydata.store import schema
 from citydata.store.postgres import PostgresBulk
 from citydata.store.sqlite import SQLiteBulk, configure_sqlite
@@ -154,8 +154,15 @@ class Store:
             yield shared[1]
             return
         assert self.engine is not None, "store not started"
-        async with self.engine.connect() as conn:
-            yield conn
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except Exception as err:
+            # the database is away: 503 with Retry-After (as writes get), not an unexpected 500
+            if is_connection_error(err):
+                raise Unavailable("the database is unavailable; try again shortly", code="store_unavailable",
+                                  retry_after=5) from err
+            raise
 
     @contextlib.asynccontextmanager
     async def read_session(self) -> Any:

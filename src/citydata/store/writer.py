@@ -205,7 +205,9 @@ class Writer:
         if self._closing or self._task is None or self._task.done():
             self.stats.refused += rows
             raise Unavailable("the store is not accepting writes", code="store_stopped", retry_after=5)
-        if self.stats.buffered_rows + rows > self.buffer_rows:
+        # A write bigger than the whole buffer is admitted when the buffer is empty (alone it cannot wait for
+        # room that will never come: refusing it with "retry later" would refuse it for ever).
+        if self.stats.buffered_rows and self.stats.buffered_rows + rows > self.buffer_rows:
             self.stats.refused += rows
             raise Unavailable("write buffer full; retry later", code="overloaded", retry_after=1)
         self.stats.buffered_rows += rows
