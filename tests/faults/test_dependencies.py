@@ -78,6 +78,18 @@ class PrivateProcess:
                 self.proc.wait(10)
 
 
+class DurablePostgres(PrivatePostgres):
+    """The private cluster with ``synchronous_commit=on`` (PostgreSQL's default; the store-level outage tests
+    turn it off for speed). With it off, a crash (``pg_ctl -m immediate``) loses the last commits the platform
+    had acknowledged: this test saw exactly that. fsync stays off: the test crashes the server process, not the
+    machine, so the operating system keeps what was written."""
+
+    def start(self) -> None:
+        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=on -c full_page_writes=off")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+
+
 @pytest.fixture
 def private_pg() -> Iterator[PrivatePostgres]:
     bindir = _pg_bin()
@@ -85,7 +97,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
         if REQUIRE:
             pytest.fail("initdb not found (CITYDATA_REQUIRE_SERVICES=1)")
         pytest.skip("initdb not found: PostgreSQL server binaries are not installed")
-    pg = PrivatePostgres(bindir)
+    pg = DurablePostgres(bindir)
     try:
         pg.init()
         pg.start()
