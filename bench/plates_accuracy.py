@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-PLATES = REPO.parent / "shared" / "data" / "plates"
+PLATES = REPO / "tests" / "fixtures" / "data" / "plates"
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-FACES = REPO.parent / "shared" / "data" / "faces"
+FACES = REPO / "tests" / "fixtures" / "data" / "faces"
 SIZES = [(640, 480), (1280, 720)]
 
 

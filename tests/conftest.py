@@ -24,7 +24,7 @@ PG_URL = os.environ.get("CITYDATA_TEST_PG_URL", "postgresql://postgres@127.0.0.1
 NATS_URL = os.environ.get("CITYDATA_TEST_NATS_URL", "nats://127.0.0.1:4222")
 MQTT_URL = os.environ.get("CITYDATA_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = REPO / "tests" / "fixtures" / "data"   # copies of ../shared/data (attribution inside)
 
 
 def _reachable(url: str) -> bool:

@@ -24,7 +24,7 @@ def face_path(name: str) -> Path:
 
 def need_faces() -> None:
     if not (FACES / "pairs.csv").is_file():
-        pytest.skip(f"face test data not found at {FACES}")
+        pytest.fail(f"face test data not found at {FACES}")
 
 
 @pytest.fixture(scope="session")

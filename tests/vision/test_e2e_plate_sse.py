@@ -26,7 +26,7 @@ def need_capable_reader() -> None:
 
     got = _plate_reader().read_crop(plate_image("กข1234", "ภูเก็ต", width=170, seed=4))
     if got is None or got.text != "กข1234":
-        pytest.skip(f"the installed plate model misreads the clean test plate ({got}); see tests/vision/plates")
+        pytest.fail(f"the installed plate model misreads the clean test plate ({got}); see tests/vision/plates")
 
 
 def _clip(path: Path) -> None:
@@ -53,7 +53,7 @@ async def _play_and_expect_alert(tmp_path: Path, clip: Path, plate: str, provinc
         assert p.vision is not None
         await p.vision.analyser.warm()
         if not p.vision.analyser.ready["plates"]:
-            pytest.skip(f"plate models unavailable: {p.vision.analyser.reasons['plates']}")
+            pytest.fail(f"plate models unavailable: {p.vision.analyser.reasons['plates']}")
         if province is not None:
             need_capable_reader()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -96,7 +96,7 @@ async def test_hotlisted_latin_plate_in_a_real_photo_clip_reaches_sse(tmp_path: 
     creeps forward over several frames."""
     photo = SHARED_DATA / "plates" / "images" / "eu1.jpg"
     if not photo.is_file():
-        pytest.skip(f"real plate photos not found at {photo.parent}")
+        pytest.fail(f"real plate photos not found at {photo.parent}")
     img = cv2.imread(str(photo))
     clip = tmp_path / "real.avi"
     out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (800, 600))

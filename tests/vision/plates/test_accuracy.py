@@ -30,7 +30,7 @@ def test_rendered_thai_plates() -> None:
 def test_real_photos() -> None:
     reader = PlateReader()  # as deployed: reads below the confidence threshold are dropped
     if not (PLATES / "labels.csv").is_file():
-        pytest.skip(f"plate photos not found at {PLATES}")
+        pytest.fail(f"plate photos not found at {PLATES}")
     rows = load_labels(PLATES)[::6]  # every 6th photo: 13 scenes, a spread of countries and sizes
     got = evaluate_real(reader, PLATES, rows)
     assert got["exact_tolerant"] >= REAL_TOLERANT_FLOOR, got
