@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, RedirectResponse, Response
 
@@ -108,10 +109,25 @@ async def cap_preview(body: WarningSpec, platform: PlatformDep,
     return Response(xml, media_type="application/xml; charset=utf-8")
 
 
-def bundle_info() -> dict[str, Any]:
-    """What ``static/bundle.json`` records about the committed build (``{}`` when it is not built)."""
-    path = STATIC / "bundle.json"
-    if not path.is_file():
-        return {}
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+@router.get("/api/v1/web/arrivals-by-checkpoint",
+            summary="Arrivals per checkpoint over the last days, for the dashboard chart (counts under k suppressed)")
+async def arrivals_by_checkpoint(platform: PlatformDep, caller: Annotated[Principal, Allowed("analytics.read")],
+                                 days: Annotated[int, Query(ge=1, le=366)] = 7) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from citydata.tracking.schema import tracking_travellers as t
+
+    since = platform.clock.now() - timedelta(days=days)
+    rows = await platform.store.fetch_all(select(t.c.checkpoint, func.count().label("n"))
+                                          .where(t.c.arrived_at >= since).group_by(t.c.checkpoint))
+    k = platform.settings.tracking_k
+    geo = platform.geography
+    items, suppressed = [], 0
+    for r in sorted(rows, key=lambda r: str(r["checkpoint"])):
+        if int(r["n"]) < k:
+            suppressed += 1
+            continue
+        place = geo.checkpoint(str(r["checkpoint"])) if geo is not None else None
+        items.append({"checkpoint": r["checkpoint"], "name_en": place.name_en if place else r["checkpoint"],
+                      "name_th": place.name_th if place else None, "arrivals": int(r["n"])})
+    return {"since": since.isoformat(), "days": days, "k": k, "suppressed_checkpoints": suppressed, "items": items}
