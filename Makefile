@@ -46,8 +46,9 @@ typecheck: env
 
 check: lint typecheck
 	$(RUN) python tools/gen_docs.py --check
+	$(RUN) python tools/check_bundle.py
 
-unit: env
+unit: env chromium
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: check unit
@@ -60,3 +61,12 @@ docs: env
 
 clean:
 	rm -rf .venv .bootstrap .pytest_cache .mypy_cache .ruff_cache
+
+# the IOC dashboard and tourist app bundle (needs Node 20+ and npm); the result in src/citydata/web/static is committed
+web:
+	cd src/citydata/web && npm ci --no-audit --no-fund && npx vite build
+	$(RUN) python tools/check_bundle.py --write
+
+# Chromium for the browser tests: installed when root, else the one command is printed
+chromium:
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium; else echo "browser tests need Chromium: sudo apt-get install -y chromium"; fi; }
