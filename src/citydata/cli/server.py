@@ -121,6 +121,8 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
             sim_task = asyncio.create_task(sim.run())
             password_file = (s.data_dir / "admin_password").resolve()
             print("\nCityData demo is running (Ctrl-C to stop)\n"
+                  f"  IOC dashboard  {url}/ioc/   (sign in as admin, password below)\n"
+                  f"  Tourist app    {url}/app/\n"
                   f"  API            {url}/api/v1/info\n"
                   f"  API docs       {url}/docs\n"
                   f"  Sensors (OGC)  {url}/v1.1/Datastreams   latest values: {url}/api/v1/sensors/latest\n"
