@@ -50,6 +50,8 @@ def test_make_demo_serves_and_keeps_its_data(tmp_path: Path) -> None:
     try:
         assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
         assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+        for page in ("/ioc/", "/app/"):     # the built dashboard and tourist app are served by the demo
+            assert httpx.get(f"{url}{page}", timeout=5).status_code == 200, page
         log = (tmp_path / "demo1.log").read_text()
         mqtt = re.search(r"MQTT broker\s+mqtt://127\.0\.0\.1:(\d+)", log)
         assert mqtt, log            # a free port was picked: 1883 is taken by Mosquitto on this machine
