@@ -69,4 +69,4 @@ web:
 
 # Chromium for the browser tests: installed when root, else the one command is printed
 chromium:
-	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium; else echo "browser tests need Chromium: sudo apt-get install -y chromium"; fi; }
+	@test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; else echo "browser tests need Chromium: sudo apt-get install -y chromium"; fi; }
