@@ -18,6 +18,7 @@ from citydata.ingest.deadletter import DeadLetters
 from citydata.ingest.mqtt import EmbeddedBroker, MqttBridge, internal_credentials, parse_mqtt_url, port_free
 from citydata.ops.metrics import Metrics
 from citydata.store import Store, create_store
+from citydata.web.bundle import WebBundle
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -70,6 +71,7 @@ class Platform:
         self.reports: ReportService | None = None
         self.analytics: AnalyticsService | None = None   # planning analytics (docs/analytics.md)
         self.opendata: OpenDataService | None = None   # open data, CKAN-compatible API (docs/opendata.md)
+        self.web = WebBundle()   # the built IOC dashboard and tourist app (served by api/routes/web.py)
         self.retention: RetentionService
         self.geography: Geography | None = None
         self.broker: EmbeddedBroker | None = None
@@ -201,6 +203,7 @@ class Platform:
             self.cluster = await start_cluster(self)
             self._started.append("cluster")
         self._register_metrics()
+        self.web.state()   # logs once when the web bundle is missing
 
         from citydata.api.app import create_app
 
@@ -340,6 +343,7 @@ class Platform:
             flags = self.vision.readiness()
             out["vision"] = {"ok": True, "faces": flags["faces"], "plates": flags["plates"],
                              "detail": "; ".join(f"{k}: {v}" for k, v in flags["reasons"].items()) or "ready"}
+        out["web"] = self.web.readiness()   # a missing bundle disables the two pages only: a flag, as for vision
         for name, info in out.items():
             self.metrics.up.labels(name).set(1 if info["ok"] else 0)
         return out

@@ -10,61 +10,71 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi import Path as PathParam
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from citydata.api.deps import Allowed, PlatformDep
-from citydata.auth import Principal
-from citydata.errors import NotFound, Unavailable
+from citydata.auth import Principal, roles_for
+from citydata.errors import NotFound
 from citydata.incidents.cap import WarningSpec, build_alert, resolve_areas
+from citydata.web.bundle import PAGES
+
+if TYPE_CHECKING:
+    from citydata.app import Platform
 
 router = APIRouter(tags=["web"])
-STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
-PAGES = {"ioc": "ioc/index.html", "app": "app/index.html"}
 # files of a page's own folder (the PWA needs its service worker and manifest under /app/ for the scope)
 PAGE_FILES = {"sw.js": "application/javascript", "manifest.webmanifest": "application/manifest+json",
               "icon-192.png": "image/png", "icon-512.png": "image/png", "icon.svg": "image/svg+xml"}
 SAFE_PATH = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
 
 
-def _file(relative: str) -> Path:
-    path = (STATIC / relative).resolve()
-    if not path.is_relative_to(STATIC) or not path.is_file():
-        if not (STATIC / PAGES["ioc"]).is_file():
-            raise Unavailable("the web bundle is not built (run `make web`)", code="web_not_built")
-        raise NotFound(f"no file {relative}", code="not_found")
-    return path
+async def _page_visitor() -> None:
+    """The pages, their settings and assets are the same for every caller and carry no data, so the caller's
+    credentials are not checked: a stale or revoked session cookie still gets the sign-in page. (Checking it
+    answered 401 problem JSON instead of the page and, after ``login_max_failures`` reloads, throttled the
+    address so that it could not sign in either.) The data the pages load is guarded by its own routes."""
 
 
-def _page(name: str) -> Response:
-    return FileResponse(_file(PAGES[name]), media_type="text/html; charset=utf-8",
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
-                                 "Referrer-Policy": "same-origin"})
+_page_visitor.permission = "web.pages"  # type: ignore[attr-defined]   # for the route table and its tests
+_page_visitor.roles = roles_for("web.pages")  # type: ignore[attr-defined]
+Visitor = Annotated[None, Depends(_page_visitor)]
+
+
+def _file(platform: Platform, relative: str, *, media_type: str | None = None,
+          headers: dict[str, str]) -> FileResponse:
+    path, st = platform.web.locate(relative)
+    return FileResponse(path, media_type=media_type, headers=headers, stat_result=st)
+
+
+def _page(platform: Platform, name: str) -> Response:
+    return _file(platform, PAGES[name], media_type="text/html; charset=utf-8",
+                 headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+                          "Referrer-Policy": "same-origin"})
 
 
 @router.get("/ioc", summary="The IOC dashboard (redirect)", include_in_schema=False)
 @router.get("/app", summary="The tourist app (redirect)", include_in_schema=False)
-async def no_slash(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
+async def no_slash(visitor: Visitor) -> Response:
     return RedirectResponse("./", status_code=308)
 
 
 @router.get("/ioc/", summary="The IOC dashboard (operators log in on the page)", response_class=FileResponse)
-async def ioc_page(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
-    return _page("ioc")
+async def ioc_page(platform: PlatformDep, visitor: Visitor) -> Response:
+    return _page(platform, "ioc")
 
 
 @router.get("/app/", summary="The tourist web app (public, installable)", response_class=FileResponse)
-async def app_page(caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
-    return _page("app")
+async def app_page(platform: PlatformDep, visitor: Visitor) -> Response:
+    return _page(platform, "app")
 
 
 @router.get("/ioc/config.js", summary="The dashboard's runtime settings", response_class=Response)
 @router.get("/app/config.js", summary="The tourist app's runtime settings", response_class=Response)
-async def config_js(platform: PlatformDep, caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
+async def config_js(platform: PlatformDep, visitor: Visitor) -> Response:
     s = platform.settings
     config = {"tileUrl": s.map_tile_url, "tileAttribution": s.map_tile_attribution, "timezone": s.timezone,
               "city": s.city, "k": s.tracking_k}
@@ -74,23 +84,23 @@ async def config_js(platform: PlatformDep, caller: Annotated[Principal, Allowed(
 
 
 @router.get("/app/{name}", summary="The tourist app's service worker, manifest and icons", response_class=Response)
-async def page_file(name: Annotated[str, PathParam(pattern=r"^[a-z0-9.-]+$")],
-                    caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
+async def page_file(name: Annotated[str, PathParam(pattern=r"^[a-z0-9.-]+$")], platform: PlatformDep,
+                    visitor: Visitor) -> Response:
     media = PAGE_FILES.get(name)
     if media is None:
         raise NotFound(f"no file {name}", code="not_found")
     headers = {"Cache-Control": "no-cache"}
     if name == "sw.js":
         headers["Service-Worker-Allowed"] = "/"
-    return FileResponse(_file(f"app/{name}"), media_type=media, headers=headers)
+    return _file(platform, f"app/{name}", media_type=media, headers=headers)
 
 
 @router.get("/static/{path:path}", summary="Built web assets (content-hashed names, cached for a year)",
             response_class=FileResponse)
-async def static_file(path: Annotated[str, PathParam(pattern=SAFE_PATH)],
-                      caller: Annotated[Principal, Allowed("web.pages")]) -> Response:
+async def static_file(path: Annotated[str, PathParam(pattern=SAFE_PATH)], platform: PlatformDep,
+                      visitor: Visitor) -> Response:
     immutable = path.startswith("assets/")
-    return FileResponse(_file(path), headers={
+    return _file(platform, path, headers={
         "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",
         "X-Content-Type-Options": "nosniff"})
 
