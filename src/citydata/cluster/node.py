@@ -3,11 +3,15 @@
 * Every node (any role) creates the durable positions of the partitioned rules groups at start
   (``Bus.ensure_group``), so events published from then on wait for their engine even before one runs, and
   heartbeats into the membership bucket (``citydata.cluster.leases``) so ``/api/v1/cluster`` lists it.
+* Every node serves tourist tracking in shared mode (``citydata.tracking.shared``: reads from the store, pings
+  committed and handed to the traveller's partition over the bus).
 * Worker nodes (role ``rules`` or ``all``) take partition leases: for each partition held, a rules engine of
-  scope ``local`` on that partition (checkpoint ``p<k>``), restored from its checkpoint when taken over.
+  scope ``local`` on that partition (checkpoint ``p<k>``), restored from its checkpoint when taken over, and
+  the partition's tourist tracking (``citydata.tracking.partition``: geofence and silent-tracker timer of its
+  travellers, rebuilt from the store when taken over).
 * The worker holding the leader lease also runs what must run once cluster-wide: the ``global`` rules engine
-  (rules grouped across keys), tourist tracking (geofence state reloaded from the store, the silent-tracker
-  timer), the IOC consumers (alerts, CAP drafts, notifications, SLA timer) and the retention rollups.
+  (rules grouped across keys), the IOC consumers (alerts, CAP drafts, notifications, SLA timer), the direct
+  tracking alerts when configured, and the retention rollups.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from citydata.cluster.leases import Membership, safe_id
 from citydata.rules.engine import RulesEngine
+from citydata.tracking.partition import GROUP as TRACKING_GROUP
+from citydata.tracking.partition import PATTERN as TRACKING_PATTERN
+from citydata.tracking.partition import TrackingPartition
 
 if TYPE_CHECKING:
     from citydata.app import Platform
@@ -46,6 +53,8 @@ class ClusterNode:
         self.worker = self.role in WORKER_ROLES
         self.partitions = platform.bus.partitions
         self.engines: dict[int, RulesEngine] = {}
+        self.tracking: dict[int, TrackingPartition] = {}
+        self.tracking_alerts: Any = None
         self.global_engine: RulesEngine | None = None
         self.leader_parts: list[str] = []
         self._lock = asyncio.Lock()
@@ -62,13 +71,22 @@ class ClusterNode:
         bus = self.platform.bus
         for k in range(self.partitions):
             await bus.ensure_group(RULES_GROUP, ">", start="new", partition=k)
+            await bus.ensure_group(TRACKING_GROUP, TRACKING_PATTERN, start="new", partition=k)
         await bus.ensure_group(GLOBAL_GROUP, ">", start="new")
+        from citydata.incidents.access import IncidentBackedAccess
+        from citydata.tracking import start_tracking
+
+        # every node serves the tracking routes; the partitions' geofences run where the leases say
+        await start_tracking(self.platform, IncidentBackedAccess(self.platform.store), timers=False, shared=True)
         await self.membership.start()
         log.info("cluster node %s (role %s) joined: %d partitions held%s", self.node_id, self.role,
                  len(self.engines), ", leader" if self.membership.is_leader else "")
 
     async def stop(self) -> None:
         await self.membership.stop()
+        tracking, self.platform.tracking = self.platform.tracking, None
+        if tracking is not None:
+            await tracking.stop()
 
     # -- partition work --------------------------------------------------------------------------------------
     def _engine(self, name: str, group: str, scope: str, partition: int | None) -> RulesEngine:
@@ -83,13 +101,24 @@ class ClusterNode:
         engine = self._engine(f"p{k}", RULES_GROUP, "local", k)
         await engine.start()        # restores checkpoint p<k>, then resumes the durable consumer
         self.engines[k] = engine
+        tracking = self.platform.tracking
+        if tracking is not None:
+            part = TrackingPartition(tracking, k)
+            await part.start()      # its travellers' state from the store, then resumes its durable consumer
+            self.tracking[k] = part
 
     async def _release(self, k: int) -> None:
+        part = self.tracking.pop(k, None)
+        if part is not None:
+            await part.stop()       # hands back unacknowledged events, commits its state and position
         engine = self.engines.pop(k, None)
         if engine is not None:
             await engine.stop()     # hands back unacknowledged events, checkpoints
 
     async def _lost(self, k: int) -> None:
+        part = self.tracking.pop(k, None)
+        if part is not None:
+            await part.abandon()
         engine = self.engines.pop(k, None)
         if engine is not None:
             await engine.abandon()  # no checkpoint: the next owner restores the last committed one
@@ -112,17 +141,18 @@ class ClusterNode:
         self.global_engine = self._engine("global", GLOBAL_GROUP, "global", None)
         await self.global_engine.start()
         self.leader_parts.append("global")
-        from citydata.incidents.access import IncidentBackedAccess
-        from citydata.tracking import start_tracking
+        if p.settings.tracking_direct_alerts and p.tracking is not None:
+            from citydata.tracking.alerts import TrackingAlerts
 
-        await start_tracking(p, IncidentBackedAccess(p.store))   # geofence and overdue state from the store
-        self.leader_parts.append("tracking")
+            self.tracking_alerts = TrackingAlerts(p.bus, p.clock, p.tracking.home.id)
+            await self.tracking_alerts.start()
+            self.leader_parts.append("tracking-alerts")
         if p.ioc is not None:
             await p.ioc.start_consumers()
             self.leader_parts.append("ioc")
         await p.retention.start()
         self.leader_parts.append("retention")
-        log.info("cluster node %s leads: global rules, tracking, IOC consumers and timers", self.node_id)
+        log.info("cluster node %s leads: global rules, IOC consumers and timers", self.node_id)
 
     async def _step_down(self, *, abandon: bool = False) -> None:
         p = self.platform
@@ -131,9 +161,9 @@ class ClusterNode:
                 if part == "global" and self.global_engine is not None:
                     await (self.global_engine.abandon() if abandon else self.global_engine.stop())
                     self.global_engine = None
-                elif part == "tracking" and p.tracking is not None:
-                    tracking, p.tracking = p.tracking, None
-                    await tracking.stop()
+                elif part == "tracking-alerts" and self.tracking_alerts is not None:
+                    alerts, self.tracking_alerts = self.tracking_alerts, None
+                    await alerts.stop()
                 elif part == "ioc" and p.ioc is not None:
                     await p.ioc.stop_consumers()
                 elif part == "retention":
@@ -162,7 +192,8 @@ class ClusterNode:
                 "recent": list(m.stats.events),
                 "engines": {("global" if e.options.partition is None else f"p{e.options.partition}"):
                             {"seq": e.seq, "events": e.stats.events, "raised": e.stats.raised,
-                             "cleared": e.stats.cleared, "rules": len(e.rules)} for e in self.engines_all()}}
+                             "cleared": e.stats.cleared, "rules": len(e.rules)} for e in self.engines_all()},
+                "tracking": {f"p{k}": t.describe() for k, t in sorted(self.tracking.items())}}
 
     def readiness(self) -> dict[str, Any]:
         """For /readyz: the leases are renewed in time, and what this node holds."""

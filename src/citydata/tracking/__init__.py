@@ -27,9 +27,10 @@ def build_tracking(platform: Platform, incident_access: IncidentAccess | None = 
 
 
 async def start_tracking(platform: Platform, incident_access: IncidentAccess | None = None, *,
-                         timers: bool = True) -> TrackingService:
-    """Build, start and attach (``platform.tracking``) the tracking service."""
+                         timers: bool = True, shared: bool = False) -> TrackingService:
+    """Build, start and attach (``platform.tracking``) the tracking service (``shared``: on a node of a
+    multi-node deployment, ``citydata.tracking.shared``; the partitions' work is ``citydata.tracking.partition``)."""
     service = build_tracking(platform, incident_access)
-    await service.start(timers=timers)
+    await service.start(timers=timers, shared=shared)
     platform.tracking = service
     return service

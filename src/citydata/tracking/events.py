@@ -55,6 +55,18 @@ class OverdueCleared(BaseModel):
     overdue_for_s: float
 
 
+class Pings(BaseModel):
+    """Multi-node mode: pings a node stored, for the traveller's partition owner (fixes: t, lon, lat, accuracy)."""
+
+    traveller_id: str
+    received_at: str
+    fixes: list[list[float]]
+
+
+class ZonesChanged(BaseModel):
+    zone: str
+
+
 KINDS: dict[str, type[BaseModel]] = {
     "tracking.arrived": Arrived,
     "tracking.departed": Departed,
@@ -64,6 +76,8 @@ KINDS: dict[str, type[BaseModel]] = {
     "tracking.still_outside": StillOutside,
     "tracking.overdue": Overdue,
     "tracking.overdue_cleared": OverdueCleared,
+    "tracking.pings": Pings,
+    "tracking.zones_changed": ZonesChanged,
 }
 
 

@@ -20,6 +20,7 @@ import hmac
 import logging
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from citydata.auth import Principal, Role
 from citydata.errors import CityDataError, Conflict, NotFound, ValidationFailed
 from citydata.events import Event, make_event
-from citydata.geo.model import geometry_from_geojson, geometry_to_geojson
+from citydata.geo.model import geometry_from_geojson
 from citydata.tracking import events as _events  # noqa: F401 - registers the payload models
 from citydata.tracking.arrivals import ArrivalIn, ArrivalOut, DepartureIn, EnrolOut, ZoneIn, iso, screening_reasons
 from citydata.tracking.geofence import (
@@ -59,6 +60,7 @@ from citydata.tracking.schema import (
     tracking_travellers,
     tracking_zones,
 )
+from citydata.tracking.zones import add_zone, delete_zone, list_zones
 
 if TYPE_CHECKING:
     from citydata.auth import AuditLog, TokenService
@@ -123,6 +125,8 @@ class TrackingService:
                                       self._last_report_of)
         self._tasks: list[asyncio.Task[None]] = []
         self.alerts: Any = None
+        self.shared = False
+        self._zone_sub: Any = None
         from citydata.tracking.retention import Retention
         from citydata.tracking.views import TrackingViews
 
@@ -130,8 +134,18 @@ class TrackingService:
         self.retention = Retention(self)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    async def start(self, *, timers: bool = True) -> None:
+    async def start(self, *, timers: bool = True, shared: bool = False) -> None:
+        """``shared``: multi-node mode: this node answers the routes from the store and hands pings to the
+        traveller's partition owner over the bus (``citydata.tracking.shared``); no state, no timers here."""
+        self.shared = shared
         await self._load()
+        if shared:
+            from citydata.tracking.shared import SharedViews, watch_zones
+
+            self.views = SharedViews(self)
+            self._zone_sub = await watch_zones(self)
+            log.info("tracking started (shared): %d zones", len(self.zones))
+            return
         if self.settings.tracking_direct_alerts:
             from citydata.tracking.alerts import TrackingAlerts
 
@@ -149,17 +163,45 @@ class TrackingService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self._zone_sub is not None:
+            await self._zone_sub.close()
+            self._zone_sub = None
         if self.alerts is not None:
             await self.alerts.stop()
         with contextlib.suppress(CityDataError):
             await self.flush()
 
     async def _load(self) -> None:
-        for row in await self.store.fetch_all(select(tracking_zones)):
-            self.zones[row["id"]] = dict(row)
+        await self.load_zones()
+        if self.shared:
+            return          # the travellers' state lives with their partition's owner (tracking.partition)
+        for rt, token in await self.load_runtimes():
+            self.travellers[rt.traveller_id] = rt
+            if token:
+                self._by_token[token] = rt.traveller_id
+            if rt.overdue_since is None:
+                self.monitor.reported(rt.traveller_id, rt.last_report or rt.arrived)
+            if self.engine.needs_tick(rt.fences.states):
+                self._attention.add(rt.traveller_id)
+
+    async def load_zones(self) -> None:
+        self.zones = {row["id"]: dict(row) for row in await self.store.fetch_all(select(tracking_zones))}
         self._rebuild_fences()
-        rows = await self.store.fetch_all(select(tracking_travellers).where(tracking_travellers.c.status == "active"))
-        for row in rows:
+
+    async def load_runtimes(self, keep: Callable[[str], bool] | None = None, *,
+                            traveller_id: str | None = None) -> list[tuple[Runtime, str | None]]:
+        """The active travellers' state from the store (those ``keep`` accepts): last fix, last report, overdue
+        since, fence states; with their device token id."""
+        t = tracking_travellers
+        stmt = select(t).where(t.c.status == "active")
+        fstmt = select(tracking_fence_state)
+        if traveller_id is not None:
+            stmt = stmt.where(t.c.traveller_id == traveller_id)
+            fstmt = fstmt.where(tracking_fence_state.c.traveller_id == traveller_id)
+        out: dict[str, tuple[Runtime, str | None]] = {}
+        for row in await self.store.fetch_all(stmt):
+            if keep is not None and not keep(row["traveller_id"]):
+                continue
             rt = Runtime(row["traveller_id"], _ts(row["arrived_at"]), row["hotel_id"])
             if row["last_t"] is not None:
                 rt.last_fix = Fix(_ts(row["last_t"]), row["last_lon"], row["last_lat"], row["last_accuracy_m"] or 0.0)
@@ -167,23 +209,18 @@ class TrackingService:
                 rt.fences.last_accepted = rt.last_fix
             rt.last_report = _ts(row["last_report_at"]) if row["last_report_at"] else None
             rt.overdue_since = _ts(row["overdue_since"]) if row["overdue_since"] else None
-            self.travellers[rt.traveller_id] = rt
-            if row["device_token_id"]:
-                self._by_token[row["device_token_id"]] = rt.traveller_id
-            if rt.overdue_since is None:
-                self.monitor.reported(rt.traveller_id, rt.last_report or rt.arrived)
-        for row in await self.store.fetch_all(select(tracking_fence_state)):
-            known = self.travellers.get(row["traveller_id"])
+            out[rt.traveller_id] = (rt, row["device_token_id"])
+        for row in await self.store.fetch_all(fstmt):
+            known = out.get(row["traveller_id"])
             if known is None or (row["fence_id"] not in self.engine.fences.by_id):
                 continue
             since = _ts(row["since"]) if row["since"] else None
-            known.fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known.last_fix)
-        for rt in self.travellers.values():
+            known[0].fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known[0].last_fix)
+        for rt, _ in out.values():
             if self.home.id not in rt.fences.states:          # no change since the arrival: inside
                 rt.fences.states[self.home.id] = FenceState(INSIDE, rt.arrived)
             rt.fences.base = copy_states(rt.fences.states)
-            if self.engine.needs_tick(rt.fences.states):
-                self._attention.add(rt.traveller_id)
+        return list(out.values())
 
     def _rebuild_fences(self) -> None:
         zones = [Fence(z["id"], z["name"], geometry_from_geojson(z["geometry"]), z["buffer_m"])
@@ -268,10 +305,11 @@ class TrackingService:
             await conn.execute(tracking_travellers.insert().values(**traveller))
 
         await self.store.write(op, rows=2)
-        rt = Runtime(tid, _ts(body.arrived_at), body.hotel_id)
-        self.engine.start(rt.fences, rt.arrived)
-        self.travellers[tid] = rt
-        self.monitor.reported(tid, rt.arrived)
+        if not self.shared:      # shared: the partition owner takes it from tracking.arrived
+            rt = Runtime(tid, _ts(body.arrived_at), body.hotel_id)
+            self.engine.start(rt.fences, rt.arrived)
+            self.travellers[tid] = rt
+            self.monitor.reported(tid, rt.arrived)
         at = iso(body.arrived_at)
         evs = [make_event("tracking.arrived", tid, now, {"traveller_id": tid, "checkpoint": code, "at": at,
                                                          "hotel_id": body.hotel_id})]
@@ -331,12 +369,17 @@ class TrackingService:
         if row["device_token_id"]:
             with contextlib.suppress(CityDataError):
                 await self.tokens.revoke(row["device_token_id"])
-        self._by_token[token_id] = tid
+        if not self.shared:
+            self._by_token[token_id] = tid
         return EnrolOut(device_token=token, traveller_id=tid,
                         report_interval_s=self.settings.tracking_report_interval_s)
 
     async def traveller_for(self, principal: Principal) -> str:
         """The traveller a device token reports for: 404 when none, 409 when departed."""
+        if self.shared:
+            from citydata.tracking.shared import active_traveller
+
+            return (await active_traveller(self, principal))[0]
         tid = self._by_token.get(principal.token_id or "")
         if tid is not None and tid in self.travellers:
             return tid
@@ -350,6 +393,10 @@ class TrackingService:
 
     # -- pings -----------------------------------------------------------------------------------------------
     async def report(self, traveller_id: str, body: Any) -> PingsAccepted:
+        if self.shared:
+            from citydata.tracking.shared import report_shared
+
+            return await report_shared(self, traveller_id, body)
         s = self.settings
         rt = self.travellers.get(traveller_id)
         if rt is None:
@@ -554,40 +601,15 @@ class TrackingService:
             raise
         return len(rows)
 
-    # -- zones -----------------------------------------------------------------------------------------------
+    # -- zones (citydata.tracking.zones) ---------------------------------------------------------------------
     async def add_zone(self, principal: Principal, body: ZoneIn) -> dict[str, Any]:
-        try:
-            geom = geometry_from_geojson(body.geometry)
-        except Exception as err:
-            raise ValidationFailed("geometry is not valid GeoJSON", code="invalid_geometry") from err
-        if geom.geom_type not in ("Polygon", "MultiPolygon") or not geom.is_valid or geom.is_empty:
-            raise ValidationFailed("a zone is a valid Polygon or MultiPolygon", code="invalid_geometry")
-        minx, miny, maxx, maxy = geom.bounds
-        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            raise ValidationFailed("zone coordinates out of range", code="coordinates_out_of_range")
-        zid = f"zone:{body.id or secrets.token_hex(6)}"
-        if zid in self.zones:
-            raise Conflict(f"zone {zid} exists", code="zone_exists")
-        row = {"id": zid, "name": body.name, "geometry": geometry_to_geojson(geom), "buffer_m": body.buffer_m,
-               "created_by": principal.subject[:100], "created_at": self.clock.now()}
-        await self.store.execute(tracking_zones.insert().values(**row))
-        self.zones[zid] = row
-        self._rebuild_fences()
-        return {k: (iso(v) if isinstance(v, datetime) else v) for k, v in row.items()}
+        return await add_zone(self, principal, body)
 
     async def delete_zone(self, zone_id: str) -> None:
-        if zone_id not in self.zones:
-            raise NotFound(f"no zone {zone_id}", code="zone_not_found")
-        await self.store.execute(tracking_zones.delete().where(tracking_zones.c.id == zone_id))
-        await self.store.execute(tracking_fence_state.delete().where(tracking_fence_state.c.fence_id == zone_id))
-        del self.zones[zone_id]
-        self._rebuild_fences()
-        for rt in self.travellers.values():
-            rt.fences.states.pop(zone_id, None)
-            rt.fences.base.pop(zone_id, None)
+        await delete_zone(self, zone_id)
 
     def list_zones(self) -> list[dict[str, Any]]:
-        return [{k: (iso(v) if isinstance(v, datetime) else v) for k, v in z.items()} for z in self.zones.values()]
+        return list_zones(self)
 
     # -- hotels ----------------------------------------------------------------------------------------------
     async def hotel_stay(self, principal: Principal, traveller_id: str, action: str) -> dict[str, Any]:

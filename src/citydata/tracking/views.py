@@ -22,7 +22,7 @@ from citydata.auth.roles import POLICE_ROLES
 from citydata.errors import Forbidden, NotFound, ValidationFailed
 from citydata.geo.h3cells import h3_cell
 from citydata.tracking.arrivals import iso
-from citydata.tracking.geofence import OUTSIDE, UNKNOWN
+from citydata.tracking.geofence import OUTSIDE, UNKNOWN, Fix
 from citydata.tracking.privacy import check_purpose
 from citydata.tracking.schema import tracking_hourly, tracking_pings, tracking_travellers
 
@@ -111,11 +111,24 @@ class TrackingViews:
             {"t": iso(r["t"]), "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"],
              "battery": r["battery"], "source": r["source"], "flags": r["flags"]} for r in rows]}
 
+    # the routes await these: in multi-node mode (``citydata.tracking.shared.SharedViews``) they read the store
+    async def read_positions(self, *, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+        return self.positions(limit=limit, offset=offset)
+
+    async def read_attention(self) -> dict[str, Any]:
+        return self.attention()
+
+    async def read_density(self, principal: Principal, *, by: str = "subdistrict", res: int = 8) -> dict[str, Any]:
+        return self.density(principal, by=by, res=res)
+
     def density(self, principal: Principal, *, by: str = "subdistrict", res: int = 8) -> dict[str, Any]:
         """Active travellers per sub-district or H3 cell (last fix). Counts under k are suppressed for every
         role below police."""
-        k = self.svc.settings.tracking_k
         fixes = [rt.last_fix for rt in self.svc.travellers.values() if rt.last_fix is not None]
+        return self.count_density(principal, fixes, by=by, res=res)
+
+    def count_density(self, principal: Principal, fixes: list[Fix], *, by: str, res: int) -> dict[str, Any]:
+        k = self.svc.settings.tracking_k
         counts: Counter[str] = Counter()
         if by == "subdistrict":
             subs = self.svc.subdistricts_of([f.lon for f in fixes], [f.lat for f in fixes])

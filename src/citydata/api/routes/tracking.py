@@ -123,13 +123,13 @@ async def pings(request: Request, platform: PlatformDep,
 async def positions(platform: PlatformDep, caller: Annotated[Principal, Allowed("tracking.read_positions")],
                     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
                     offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
-    return tracking_of(platform).views.positions(limit=limit, offset=offset)
+    return await tracking_of(platform).views.read_positions(limit=limit, offset=offset)
 
 
 @router.get("/attention", summary="Travellers outside the province or overdue")
 async def attention(platform: PlatformDep,
                     caller: Annotated[Principal, Allowed("tracking.read_positions")]) -> dict[str, Any]:
-    return tracking_of(platform).views.attention()
+    return await tracking_of(platform).views.read_attention()
 
 
 @router.get("/travellers/{traveller_id}/track",
@@ -149,7 +149,7 @@ async def track(traveller_id: str, request: Request, platform: PlatformDep,
 async def density(platform: PlatformDep, caller: Annotated[Principal, Allowed("tracking.read_positions")],
                   by: Annotated[str, Query(pattern="^(subdistrict|h3)$")] = "subdistrict",
                   res: Annotated[int, Query(ge=5, le=10)] = 8) -> dict[str, Any]:
-    return tracking_of(platform).views.density(caller, by=by, res=res)
+    return await tracking_of(platform).views.read_density(caller, by=by, res=res)
 
 
 @router.get("/aggregates", summary="Hourly distinct travellers per sub-district (k-anonymous; kept after purges)")
