@@ -18,6 +18,10 @@ rate, p50/p99/p999 latency, the rejects (429/503, counted, with Retry-After), an
 server's CPU and RSS (psutil) and its queue depths (``citydata_queue_depth`` in ``/metrics``), plotted as a PNG.
 
 The load generator runs in this process, on the same machine: on 2 shared cores it takes CPU from the server.
+It speaks HTTP/1.1 itself (``RawHTTP``: keep-alive connections on asyncio streams, responses parsed by
+httptools, a free connection taken in O(1)): with httpx's pool, which scans every pooled connection (and asks the
+kernel about each socket) for every request, the generator spent 80% of its CPU there and measured its own
+backlog (seconds of "latency" while the server's event loop sat idle 56% of the time).
 
     .venv/bin/python bench/load.py [--duration 600] [--scale 1.0] [--png bench/load.png] [--json OUT]
 """
@@ -28,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import re
 import sys
@@ -40,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httptools
 import httpx
 import orjson
 import psutil
@@ -113,6 +119,63 @@ async def _paced(feed: Feed, stop: asyncio.Event, inflight_max: int, make: Calla
         await asyncio.sleep(max(0.0, min(next_at - time.perf_counter(), 0.05)))
     if inflight:
         await asyncio.wait(inflight, timeout=30)
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.status = 0
+        self.complete = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_complete(self) -> None:   # httptools callback
+        self.complete = True
+
+    async def request(self, head: bytes, body: bytes) -> tuple[int, bool]:
+        self.complete = False
+        self.writer.write(head + body)
+        while not self.complete:
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.parser.feed_data(data)
+        return self.parser.get_status_code(), self.parser.should_keep_alive()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class RawHTTP:
+    """A minimal HTTP/1.1 client for the load: keep-alive connections reused LIFO, each carrying one request
+    at a time; a request that finds none idle opens one (the feed's ``--inflight`` bounds how many)."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str], timeout: float = 30.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
+        self.idle: list[_Conn] = []
+
+    async def post(self, path: str, body: bytes, content_type: str = "application/json") -> int:
+        head = (f"POST {path} HTTP/1.1\r\n{self.fixed}Content-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        conn = self.idle.pop() if self.idle else None
+        if conn is None:
+            conn = _Conn(*await asyncio.open_connection(self.host, self.port))
+        try:
+            async with asyncio.timeout(self.timeout):
+                status, keep = await conn.request(head, body)
+        except BaseException:
+            conn.close()
+            raise
+        if keep:
+            self.idle.append(conn)
+        else:
+            conn.close()
+        return status
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle = []
 
 
 class Sampler:
@@ -207,12 +270,18 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     seq = {"mqtt": 0, "http": 0}
     stop = asyncio.Event()
-    limits = httpx.Limits(max_connections=args.inflight * len(feeds), max_keepalive_connections=args.inflight * 5)
     mqtt_port = int(server.mqtt_url.rsplit(":", 1)[1])
+    host, port = server.base.removeprefix("http://").rsplit(":", 1)
+    # one client per feed, so no feed waits on another's connections
+    clients = {name: RawHTTP(host, int(port), headers) for name in feeds}
 
-    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=30, limits=limits) as http, \
-            aiomqtt.Client("127.0.0.1", mqtt_port, username=token, identifier="load-sensors",
+    quiet = logging.getLogger("load.mqtt")      # not a warning per publish beyond 10 in flight
+    quiet.setLevel(logging.ERROR)
+    async with contextlib.AsyncExitStack() as exits, \
+            aiomqtt.Client("127.0.0.1", mqtt_port, username=token, identifier="load-sensors", logger=quiet,
                            timeout=30, max_inflight_messages=args.inflight) as mqtt:
+        for client in clients.values():
+            exits.callback(client.close)
 
         async def mqtt_obs() -> int:
             seq["mqtt"] += 1
@@ -229,15 +298,13 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
             n = seq["http"]
             ds = http_streams[n % len(http_streams)]
             at = t0 + timedelta(seconds=n // len(http_streams), microseconds=n % 1000)
-            r = await http.post(f"/v1.1/Datastreams({ds})/Observations",
-                                json={"phenomenonTime": at.isoformat(), "result": rng.uniform(20, 35)})
-            return r.status_code
+            return await clients["http_sensors"].post(f"/v1.1/Datastreams({ds})/Observations", orjson.dumps(
+                {"phenomenonTime": at.isoformat(), "result": rng.uniform(20, 35)}))
 
         async def report() -> int:
-            r = await http.post("/api/v1/reports", json={
+            return await clients["reports"].post("/api/v1/reports", orjson.dumps({
                 "category": rng.choice(CATEGORIES), "text": "jet ski operator asks for 30,000 baht for a scratch",
-                "lat": 7.89 + rng.uniform(-0.02, 0.02), "lon": 98.29 + rng.uniform(-0.02, 0.02), "lang": "en"})
-            return r.status_code
+                "lat": 7.89 + rng.uniform(-0.02, 0.02), "lon": 98.29 + rng.uniform(-0.02, 0.02), "lang": "en"}))
 
         async def wifi() -> int:
             now = int(time.time())
@@ -245,9 +312,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                 "event": rng.choice(["associate", "disassociate"]),
                 "mac": "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5)),
                 "hotspot_id": rng.choice(hotspots), "time": now}).decode() for _ in range(WIFI_BATCH))
-            r = await http.post("/api/v1/wifi/events", content=lines.encode(),
-                                headers={"Content-Type": "application/x-ndjson"})
-            return r.status_code
+            return await clients["wifi_lines"].post("/api/v1/wifi/events", lines.encode(), "application/x-ndjson")
 
         async def cctv() -> int:
             kind = rng.choice(["red_light", "wrong_way", "plate"])
@@ -256,8 +321,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                                     "time": datetime.now(UTC).isoformat()}
             if kind == "plate":
                 body.update({"plate": f"กข{rng.randrange(10000):04d}", "province": "ภูเก็ต", "confidence": 0.9})
-            r = await http.post("/api/v1/vision/vendor/acme", json=body)
-            return r.status_code
+            return await clients["cctv"].post("/api/v1/vision/vendor/acme", orjson.dumps(body))
 
         makers = {"mqtt_sensors": mqtt_obs, "http_sensors": http_obs, "reports": report, "wifi_lines": wifi,
                   "cctv": cctv}
