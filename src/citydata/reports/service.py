@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from citydata.errors import NotFound, TooManyRequests, ValidationFailed
+from citydata.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from citydata.events import make_event, register_event_kind
 from citydata.ops.periodic import Periodic
 from citydata.reports.photo import clean_photo
@@ -166,12 +165,10 @@ class ReportService:
                "accuracy_m": body.accuracy_m if source == "browser" else None, "location_source": source,
                "zone_id": zone_id, "created_at": now, "purged_at": None}
 
-        async def op(conn: AsyncConnection) -> None:
-            await conn.execute(reports.insert().values(**row))
-
         try:
-            await self.store.write(op)
-        except IntegrityError:
+            # the bulk path: the reports of one writer batch go in one executemany, no statement built per row
+            await self.store.insert_rows(reports, [row], conflict="error")
+        except Conflict:
             if body.client_ref:      # the same queued report raced itself: answer with the stored one
                 return await self.submit(body, client)
             raise
@@ -253,7 +250,7 @@ class ReportService:
                                       .values(text_ct=None, photo_ct=None, purged_at=now))
             return int(done.rowcount or 0)
 
-        purged = int(await self.store.write(op))
+        purged = int(await self.store.write(op, heavy=True))
         if purged:
             log.info("purged the text and photos of %d reports older than %d days", purged, days)
         return purged

@@ -37,7 +37,7 @@ from citydata.config import Settings
 from citydata.errors import ConfigError, Unavailable
 from citydata.store import schema
 from citydata.store.postgres import PostgresBulk
-from citydata.store.sqlite import SQLiteBulk, configure_sqlite
+from citydata.store.sqlite import SQLiteBulk, configure_sqlite, inline_connector
 from citydata.store.types import UTCDateTime
 from citydata.store.writer import ConflictMode, WriteOp, Writer, is_connection_error
 
@@ -84,7 +84,10 @@ class Store:
             path = make_url(self.url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = create_async_engine(self.url, pool_size=2, max_overflow=0)
+            inline: dict[str, Any] = {}
+            if path and path != ":memory:" and not make_url(self.url).query:
+                inline["async_creator"] = inline_connector(path)
+            self.write_engine = create_async_engine(self.url, pool_size=2, max_overflow=0, **inline)
             self.engine = create_async_engine(self.url, pool_size=self.settings.db_pool_size, max_overflow=4)
             configure_sqlite(self.write_engine, self.settings.sqlite_synchronous, writer=True)
             configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False)
@@ -192,10 +195,11 @@ class Store:
             return (await conn.execute(stmt)).scalar()
 
     # -- writes ----------------------------------------------------------------------------------------------
-    async def write(self, op: WriteOp, rows: int = 1) -> Any:
-        """Run ``op(conn)`` in the writer's next transaction; returns its result once committed."""
+    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False) -> Any:
+        """Run ``op(conn)`` in the writer's next transaction; returns its result once committed. ``heavy``: the
+        op may run long (rebuilds, purges); on SQLite it then runs off the event loop (``InlineConnection``)."""
         assert self.writer is not None, "store not started"
-        return await self.writer.write(op, rows)
+        return await self.writer.write(op, rows, heavy=heavy)
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]],
                           conflict: ConflictMode = "ignore") -> int:
@@ -203,12 +207,12 @@ class Store:
         assert self.writer is not None, "store not started"
         return await self.writer.insert_rows(table, rows, conflict)
 
-    async def execute(self, stmt: Executable) -> Any:
+    async def execute(self, stmt: Executable, *, heavy: bool = False) -> Any:
         """One statement through the writer; returns the rowcount."""
         async def op(conn: AsyncConnection) -> Any:
             return (await conn.execute(stmt)).rowcount
 
-        return await self.write(op)
+        return await self.write(op, heavy=heavy)
 
     async def allocate_ids(self, table: Table, count: int) -> list[int]:
         """Reserve ``count`` primary keys for ``table`` (so bulk inserts can return ids without RETURNING).
@@ -293,7 +297,7 @@ class Store:
             stmt = table.delete().where(key.in_(victims))
         total = 0
         while True:
-            done = int(await self.execute(stmt) or 0)
+            done = int(await self.execute(stmt, heavy=True) or 0)
             total += done
             if done < chunk:
                 return total

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from citydata.store.types import UTCDateTime
 from citydata.store.writer import BulkInserter, ConflictMode
+
+# A bulk insert of more rows than this runs on the connection's thread (the driver releases the GIL while SQLite
+# works, so the event loop goes on in parallel); smaller ones run inline.
+INLINE_MAX_ROWS = 500
 
 # SQL functions that capabilities add to every SQLite connection ("module:function", resolved lazily on connect,
 # so the store does not import the capabilities at import time). PostgreSQL gets the same through PostGIS or the
@@ -59,6 +64,56 @@ def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class InlineConnection(aiosqlite.Connection):
+    """The writer's aiosqlite connection, with statements run on the event loop's thread.
+
+    aiosqlite runs every call on the connection's own thread, and SQLAlchemy makes three or four calls per
+    statement (cursor, execute, fetch, close): each is a trip to that thread and back, i.e. a GIL hand-over and
+    a full event-loop iteration. Under load an iteration takes milliseconds, so the single writer spent its
+    time waiting for its own round trips (a few hundred statements a second with the loop busy, while the
+    disk and the CPU idled). A statement in a WAL transaction takes microseconds of CPU, so here it runs
+    inline. What can wait runs on the thread as before: ``BEGIN`` (it may wait for another process's write
+    lock), ``COMMIT`` (the fsync; a WAL checkpoint), ``ROLLBACK``, closing, and everything while ``offload``
+    is set (the writer sets it for jobs submitted as ``heavy``: rollup rebuilds, purges)."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int = 64) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self.offload = False
+        self.inline_calls = 0
+        self.thread_calls = 0
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self.offload or not self._running or self._connection is None or self._blocking(fn, args):
+            self.thread_calls += 1
+            return await super()._execute(fn, *args, **kwargs)
+        self.inline_calls += 1
+        return fn(*args, **kwargs)
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` on the connection's thread, whatever it is."""
+        self.thread_calls += 1
+        return await super()._execute(fn, *args)
+
+    def _blocking(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
+        conn = self._connection
+        if fn == conn.commit or fn == conn.rollback or fn == conn.close:
+            return True
+        if args and isinstance(args[0], str):
+            head = args[0].lstrip()[:8].upper()
+            return head.startswith(("BEGIN", "COMMIT", "END", "ROLLBACK", "VACUUM", "PRAGMA"))
+        return False
+
+
+def inline_connector(database: str) -> Callable[[], Any]:
+    """``async_creator`` for the writer's engine: an ``InlineConnection`` to ``database``."""
+    async def create() -> InlineConnection:
+        conn = InlineConnection(lambda: sqlite3.connect(database, check_same_thread=False))
+        conn._thread.daemon = True   # as SQLAlchemy does for its own aiosqlite connections
+        return await conn  # type: ignore[no-any-return]
+
+    return create
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -133,7 +188,10 @@ class SQLiteBulk(BulkInserter):
         run = getattr(driver, "_execute", None)
         sqlite_conn = getattr(driver, "_conn", None)
         if run is not None and isinstance(sqlite_conn, sqlite3.Connection):
-            # All parts in one hop to aiosqlite's thread (one executemany per part, for exact counts).
+            # All parts in one call (one executemany per part, for exact counts): inline when small (see
+            # InlineConnection), else in one hop to the connection's thread.
+            if isinstance(driver, InlineConnection) and sum(len(p) for p in parts) > INLINE_MAX_ROWS:
+                return list(await driver.in_thread(_insert_parts, sqlite_conn, sql, parts))
             return list(await run(_insert_parts, sqlite_conn, sql, parts))
         cur = await driver.cursor()
         try:

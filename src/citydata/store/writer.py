@@ -47,6 +47,7 @@ class _Job:
     records: list[Any] = field(default_factory=list)   # driver-ready parameters (BulkInserter.prepare)
     columns: tuple[str, ...] = ()
     conflict: ConflictMode = "ignore"
+    heavy: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,11 @@ class Writer:
         self.stats.buffered_rows += rows
         return asyncio.get_running_loop().create_future()
 
-    async def write(self, op: WriteOp, rows: int = 1) -> Any:
+    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False) -> Any:
+        """Run ``op(conn)`` in the next transaction. ``heavy``: it may run long (a rollup rebuild, a purge): on
+        SQLite its statements then run on the driver's thread instead of inline on the event loop."""
         fut = self._admit(rows)
-        self._queue.put_nowait(_Job(fut, rows, op=op))
+        self._queue.put_nowait(_Job(fut, rows, op=op, heavy=heavy))
         return await fut
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]],
@@ -402,19 +405,33 @@ class Writer:
                             results[i] = count
                     for i, job in enumerate(batch):
                         if job.op is not None:
-                            results[i] = await job.op(conn)
+                            results[i] = await self._run_op(conn, job)
         except Exception as err:
             if is_connection_error(err):
                 await self._drop_connection()
             raise
         return results
 
+    @staticmethod
+    async def _run_op(conn: AsyncConnection, job: _Job) -> Any:
+        assert job.op is not None
+        if not job.heavy:
+            return await job.op(conn)
+        driver = (await conn.get_raw_connection()).driver_connection
+        if not hasattr(driver, "offload"):     # only SQLite's inline connection runs statements inline
+            return await job.op(conn)
+        driver.offload = True
+        try:
+            return await job.op(conn)
+        finally:
+            driver.offload = False
+
     async def _isolated(self, conn: AsyncConnection, job: _Job) -> Any:
         """One job in its own savepoint: its failure is its own result, the transaction goes on."""
         savepoint = await conn.begin_nested()
         try:
             if job.op is not None:
-                value = await job.op(conn)
+                value = await self._run_op(conn, job)
             else:
                 assert job.table is not None
                 value = (await self.bulk.insert_parts(conn, job.table, job.columns, [job.records],

@@ -101,7 +101,7 @@ class Rollups:
             for i in range(0, len(rows), 5000):
                 await conn.execute(stmt, rows[i:i + 5000])
 
-        await self.store.write(op, len(rows))
+        await self.store.write(op, len(rows), heavy=len(rows) > 500)
         for h, _, _ in delta:
             self.dirty_hours.add(h)
         return len(rows)
@@ -161,7 +161,7 @@ class Rollups:
             for stmt in HOURLY:
                 await conn.execute(stmt, params)
 
-        await self.store.write(op)
+        await self.store.write(op, heavy=True)
         self.recomputed_hours += 1
 
     async def recompute_day(self, day: date) -> None:
@@ -175,5 +175,5 @@ class Rollups:
             for stmt in DAILY:
                 await conn.execute(stmt, params)
 
-        await self.store.write(op)
+        await self.store.write(op, heavy=True)
         self.recomputed_days += 1
