@@ -132,3 +132,20 @@ async def test_rate_limit_and_unknown_code(platform: Any, client: httpx.AsyncCli
     assert r.status_code == 429 and r.json()["code"] == "reports_rate_limited"
     assert (await client.get("/api/v1/reports/status/R-AAAA-AAAA")).status_code == 404
     assert (await client.get("/api/v1/reports/status/nonsense")).status_code in (400, 404)
+
+
+async def test_a_report_replayed_concurrently_is_stored_once(platform: Any) -> None:
+    """Two sends of one queued report in the same writer batch: one is stored, both get its code (the unique
+    client_ref turns the second insert into a conflict, answered with the stored report)."""
+    from sqlalchemy import func, select
+
+    from citydata.reports import ReportIn
+    from citydata.reports.schema import reports
+
+    body = ReportIn(category="scam", text="taxi meter off", client_ref="race-1234-abcd")
+    first, second = await asyncio.gather(platform.reports.submit(body, "10.0.0.1"),
+                                         platform.reports.submit(body, "10.0.0.1"))
+    assert first["code"] == second["code"]
+    assert sorted([first["duplicate"], second["duplicate"]]) == [False, True]
+    assert await platform.store.scalar(select(func.count()).select_from(reports)
+                                       .where(reports.c.client_ref == "race-1234-abcd")) == 1

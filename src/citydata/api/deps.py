@@ -20,7 +20,13 @@ def get_platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-PlatformDep = Annotated["Platform", Depends(get_platform)]
+async def _platform(request: Request) -> Platform:
+    """``get_platform`` as an async dependency: FastAPI runs a plain ``def`` dependency on its thread pool, a
+    thread hop (and GIL hand-over) per request for one attribute lookup."""
+    return get_platform(request)
+
+
+PlatformDep = Annotated["Platform", Depends(_platform)]
 # A database row id in a path: bounded to the 64-bit integer columns, so an out-of-range id is a 422 (found by
 # the schemathesis run: 2**70 reached the SQLite driver and answered 500).
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
