@@ -40,13 +40,15 @@ async def test_roles_split_the_work(tmp_path: Path, stream: dict[str, Any], pg_u
                                          mqtt_url=f"embedded://127.0.0.1:{free_port()}", **base))
     async with rules_node, api_node, ingest_node:
         assert rules_node.cluster is not None and api_node.cluster is not None
-        # the rules node holds every partition and leads: global engine, tracking, IOC consumers
+        # the rules node holds every partition (rules engine and tracking) and leads: global engine, IOC consumers
         assert sorted(rules_node.cluster.engines) == [0, 1, 2, 3] and rules_node.cluster.membership.is_leader
+        assert sorted(rules_node.cluster.tracking) == [0, 1, 2, 3]
         assert rules_node.cluster.global_engine is not None and rules_node.tracking is not None
         assert rules_node.bridge is None                       # no MQTT on a rules node
-        # api: HTTP only, no consumers, no MQTT
-        assert not api_node.cluster.worker and api_node.cluster.engines == {}
-        assert api_node.bridge is None and api_node.broker is None and api_node.tracking is None
+        # api: HTTP only (tracking routes included, from the store), no consumers, no MQTT
+        assert not api_node.cluster.worker and api_node.cluster.engines == {} and api_node.cluster.tracking == {}
+        assert api_node.bridge is None and api_node.broker is None
+        assert api_node.tracking is not None and api_node.tracking.shared and not api_node.tracking.travellers
         assert api_node.ioc is not None and "alerts" not in api_node.ioc._started
         # ingest: the MQTT bridge, no rules
         assert ingest_node.bridge is not None and ingest_node.cluster is not None

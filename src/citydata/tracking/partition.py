@@ -50,7 +50,8 @@ from citydata.tracking.schema import tracking_fence_state, tracking_pings, track
 
 if TYPE_CHECKING:
     from citydata.bus import Consumer, Delivery
-    from citydata.tracking.service import Runtime, TrackingService
+    from citydata.tracking.service import TrackingService
+    from citydata.tracking.state import Runtime
 
 log = logging.getLogger(__name__)
 GROUP = "tracking"

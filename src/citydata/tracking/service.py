@@ -7,8 +7,9 @@ where it did not count) → the fence transitions are persisted and published as
 is kept in memory and flushed to ``tracking_travellers`` in batches; the geofence and overdue state of active
 travellers is reloaded from the store on start.
 
-This node owns the tracking state: run the tracking API on one node (the ``api`` role), as the geofence and
-the silent-tracker timer are in-process.
+On one node this service owns the tracking state (the geofence and the silent-tracker timer are in-process).
+In multi-node mode (``start(shared=True)``) it keeps no traveller state: the routes read the store and pings go
+to the owner of the traveller's partition (``citydata.tracking.shared``, ``citydata.tracking.partition``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +47,6 @@ from citydata.tracking.geofence import (
     Fix,
     GeofenceEngine,
     Transition,
-    TravellerFences,
-    copy_states,
 )
 from citydata.tracking.overdue import OverdueMonitor
 from citydata.tracking.pings import PingsAccepted, Rejection, parse_batch
@@ -60,6 +58,7 @@ from citydata.tracking.schema import (
     tracking_travellers,
     tracking_zones,
 )
+from citydata.tracking.state import Runtime, load_runtimes
 from citydata.tracking.zones import add_zone, delete_zone, list_zones
 
 if TYPE_CHECKING:
@@ -83,20 +82,6 @@ def _ts(value: datetime) -> float:
 
 def _dt(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
-
-
-@dataclass(slots=True)
-class Runtime:
-    """What this node keeps in memory per traveller."""
-
-    traveller_id: str
-    arrived: float
-    hotel_id: str | None
-    active: bool = True
-    fences: TravellerFences = field(default_factory=TravellerFences)
-    last_fix: Fix | None = None
-    last_report: float | None = None
-    overdue_since: float | None = None
 
 
 class TrackingService:
@@ -190,37 +175,9 @@ class TrackingService:
 
     async def load_runtimes(self, keep: Callable[[str], bool] | None = None, *,
                             traveller_id: str | None = None) -> list[tuple[Runtime, str | None]]:
-        """The active travellers' state from the store (those ``keep`` accepts): last fix, last report, overdue
-        since, fence states; with their device token id."""
-        t = tracking_travellers
-        stmt = select(t).where(t.c.status == "active")
-        fstmt = select(tracking_fence_state)
-        if traveller_id is not None:
-            stmt = stmt.where(t.c.traveller_id == traveller_id)
-            fstmt = fstmt.where(tracking_fence_state.c.traveller_id == traveller_id)
-        out: dict[str, tuple[Runtime, str | None]] = {}
-        for row in await self.store.fetch_all(stmt):
-            if keep is not None and not keep(row["traveller_id"]):
-                continue
-            rt = Runtime(row["traveller_id"], _ts(row["arrived_at"]), row["hotel_id"])
-            if row["last_t"] is not None:
-                rt.last_fix = Fix(_ts(row["last_t"]), row["last_lon"], row["last_lat"], row["last_accuracy_m"] or 0.0)
-                rt.fences.last_t = rt.last_fix.t
-                rt.fences.last_accepted = rt.last_fix
-            rt.last_report = _ts(row["last_report_at"]) if row["last_report_at"] else None
-            rt.overdue_since = _ts(row["overdue_since"]) if row["overdue_since"] else None
-            out[rt.traveller_id] = (rt, row["device_token_id"])
-        for row in await self.store.fetch_all(fstmt):
-            known = out.get(row["traveller_id"])
-            if known is None or (row["fence_id"] not in self.engine.fences.by_id):
-                continue
-            since = _ts(row["since"]) if row["since"] else None
-            known[0].fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known[0].last_fix)
-        for rt, _ in out.values():
-            if self.home.id not in rt.fences.states:          # no change since the arrival: inside
-                rt.fences.states[self.home.id] = FenceState(INSIDE, rt.arrived)
-            rt.fences.base = copy_states(rt.fences.states)
-        return list(out.values())
+        """The active travellers' state from the store (``citydata.tracking.state.load_runtimes``)."""
+        return await load_runtimes(self.store, self.home.id, set(self.engine.fences.by_id), keep,
+                                   traveller_id=traveller_id)
 
     def _rebuild_fences(self) -> None:
         zones = [Fence(z["id"], z["name"], geometry_from_geojson(z["geometry"]), z["buffer_m"])

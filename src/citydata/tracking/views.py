@@ -27,7 +27,8 @@ from citydata.tracking.privacy import check_purpose
 from citydata.tracking.schema import tracking_hourly, tracking_pings, tracking_travellers
 
 if TYPE_CHECKING:
-    from citydata.tracking.service import Runtime, TrackingService
+    from citydata.tracking.service import TrackingService
+    from citydata.tracking.state import Runtime
 
 FULL_COUNT_ROLES = frozenset({Role.ADMIN}) | POLICE_ROLES
 

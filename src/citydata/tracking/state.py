@@ -1,0 +1,70 @@
+"""What a node keeps in memory per traveller, and loading it from the store (on start, and on the node that
+takes a partition over in multi-node mode)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from citydata.tracking.geofence import INSIDE, FenceState, Fix, TravellerFences, copy_states
+from citydata.tracking.schema import tracking_fence_state, tracking_travellers
+
+if TYPE_CHECKING:
+    from citydata.store import Store
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+@dataclass(slots=True)
+class Runtime:
+    """What this node keeps in memory per traveller."""
+
+    traveller_id: str
+    arrived: float
+    hotel_id: str | None
+    active: bool = True
+    fences: TravellerFences = field(default_factory=TravellerFences)
+    last_fix: Fix | None = None
+    last_report: float | None = None
+    overdue_since: float | None = None
+
+
+async def load_runtimes(store: Store, home_id: str, fence_ids: set[str], keep: Callable[[str], bool] | None = None,
+                        *, traveller_id: str | None = None) -> list[tuple[Runtime, str | None]]:
+    """The active travellers' state from the store (those ``keep`` accepts): last fix, last report, overdue
+    since, fence states; with their device token id."""
+    t = tracking_travellers
+    stmt = select(t).where(t.c.status == "active")
+    fstmt = select(tracking_fence_state)
+    if traveller_id is not None:
+        stmt = stmt.where(t.c.traveller_id == traveller_id)
+        fstmt = fstmt.where(tracking_fence_state.c.traveller_id == traveller_id)
+    out: dict[str, tuple[Runtime, str | None]] = {}
+    for row in await store.fetch_all(stmt):
+        if keep is not None and not keep(row["traveller_id"]):
+            continue
+        rt = Runtime(row["traveller_id"], _ts(row["arrived_at"]), row["hotel_id"])
+        if row["last_t"] is not None:
+            rt.last_fix = Fix(_ts(row["last_t"]), row["last_lon"], row["last_lat"], row["last_accuracy_m"] or 0.0)
+            rt.fences.last_t = rt.last_fix.t
+            rt.fences.last_accepted = rt.last_fix
+        rt.last_report = _ts(row["last_report_at"]) if row["last_report_at"] else None
+        rt.overdue_since = _ts(row["overdue_since"]) if row["overdue_since"] else None
+        out[rt.traveller_id] = (rt, row["device_token_id"])
+    for row in await store.fetch_all(fstmt):
+        known = out.get(row["traveller_id"])
+        if known is None or (row["fence_id"] not in fence_ids):
+            continue
+        since = _ts(row["since"]) if row["since"] else None
+        known[0].fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known[0].last_fix)
+    for rt, _ in out.values():
+        if home_id not in rt.fences.states:          # no change since the arrival: inside
+            rt.fences.states[home_id] = FenceState(INSIDE, rt.arrived)
+        rt.fences.base = copy_states(rt.fences.states)
+    return list(out.values())
