@@ -181,6 +181,13 @@ def test_tracking_partitioned_over_three_nodes_with_a_kill(cluster: LocalCluster
         return mine if done else None
 
     evs = wait_for(derived, 60, "the exits, returns and overdue events")
+    # the pings each traveller sent one after the other are in its partition in that order (a request sent
+    # again after the kill may be there twice, next to itself)
+    fix_times: dict[str, list[float]] = defaultdict(list)
+    for e in asyncio.run(stream_events(private_nats, "citydata.p.*.tracking.pings")):
+        fix_times[e.key].extend(f[0] for f in e.data["fixes"])
+    for tid in movers:
+        assert fix_times[tid] == sorted(fix_times[tid]) and len(set(fix_times[tid])) == len(PATH), fix_times[tid]
     assert len({e.id for e in evs}) == len(evs)
     per: dict[str, list[str]] = defaultdict(list)
     for e in evs:
