@@ -2,7 +2,8 @@
 
 ``flush(delta)`` adds the presence gathered in memory to ``wifi_presence`` (an upsert that adds sessions and
 dwell) and marks its hours dirty; ``recompute_hour`` / ``recompute_day`` rebuild the rollup rows of one hour / one
-Asia/Bangkok day from ``wifi_presence`` (delete + INSERT ... SELECT, in one writer transaction), for each scope:
+Asia/Bangkok day from ``wifi_presence`` (the rows computed on a read connection, then delete + insert in one
+writer transaction), for each scope:
 hotspot (``wifi_footfall_hourly`` / ``_daily``) and zone, sub-district and city (``wifi_footfall_area_*``,
 unique devices counted across the area's hotspots).
 
@@ -35,8 +36,9 @@ _KEY = {"hotspot": "hotspot_id", "zone": "zone", "subdistrict": "subdistrict_cod
 _MEASURES = "devices, randomised_devices, new_devices, returning_devices, sessions, dwell_s"
 
 
-def _select(scope: str, target_time: str) -> str:
-    """INSERT ... SELECT body for one scope over the window [:t0, :t1), 'returning' = seen in [:p, :t0)."""
+def _query(scope: str, target_time: str) -> tuple[str, str]:
+    """(INSERT, SELECT) for one scope: the SELECT computes the rollup rows of the window [:t0, :t1)
+    ('returning' = seen in [:p, :t0)), the INSERT stores them (executemany) with the window's ``:at``."""
     key = _KEY[scope]
     same_area = "" if scope == "city" else f" AND q.{key} = g.area"
     inner = (f"SELECT {key} AS area, device, MAX(CASE WHEN randomised THEN 1 ELSE 0 END) AS r, "
@@ -45,26 +47,45 @@ def _select(scope: str, target_time: str) -> str:
              f"{'device' if scope == 'city' else key + ', device'}")
     flagged = (f"SELECT g.*, CASE WHEN EXISTS (SELECT 1 FROM wifi_presence q WHERE q.device = g.device "
                f"AND q.hour >= :p AND q.hour < :t0{same_area}) THEN 1 ELSE 0 END AS ret FROM ({inner}) g")
-    totals = ("COUNT(*), SUM(d.r), SUM(1 - d.ret), SUM(d.ret), SUM(d.s), SUM(d.w)")
+    totals = ("COUNT(*) AS devices, SUM(d.r) AS randomised_devices, SUM(1 - d.ret) AS new_devices, "
+              "SUM(d.ret) AS returning_devices, SUM(d.s) AS sessions, SUM(d.w) AS dwell_s")
     if scope == "hotspot":
         table = "wifi_footfall_hourly" if target_time == "hour" else "wifi_footfall_daily"
-        return (f"INSERT INTO {table} (hotspot_id, zone, subdistrict_code, {target_time}, {_MEASURES}) "
-                f"SELECT d.area, MAX(d.zone), MAX(d.sub), :at, {totals} FROM ({flagged}) d GROUP BY d.area")
-    table = "wifi_footfall_area_hourly" if target_time == "hour" else "wifi_footfall_area_daily"
-    where_x = "" if scope == "city" else f" AND x.{key} = d.area"
-    hotspots = (f"(SELECT COUNT(DISTINCT x.hotspot_id) FROM wifi_presence x WHERE x.hour >= :t0 "
-                f"AND x.hour < :t1{where_x})")
-    return (f"INSERT INTO {table} (level, area, {target_time}, hotspots, {_MEASURES}) "
-            f"SELECT '{scope}', d.area, :at, {hotspots}, {totals} FROM ({flagged}) d GROUP BY d.area")
+        columns = ["hotspot_id", "zone", "subdistrict_code"]
+        select_sql = (f"SELECT d.area AS hotspot_id, MAX(d.zone) AS zone, MAX(d.sub) AS subdistrict_code, "
+                      f"{totals} FROM ({flagged}) d GROUP BY d.area")
+    else:
+        table = "wifi_footfall_area_hourly" if target_time == "hour" else "wifi_footfall_area_daily"
+        where_x = "" if scope == "city" else f" AND x.{key} = d.area"
+        hotspots = (f"(SELECT COUNT(DISTINCT x.hotspot_id) FROM wifi_presence x WHERE x.hour >= :t0 "
+                    f"AND x.hour < :t1{where_x})")
+        columns = ["level", "area", "hotspots"]
+        select_sql = (f"SELECT '{scope}' AS level, d.area AS area, {hotspots} AS hotspots, {totals} "
+                      f"FROM ({flagged}) d GROUP BY d.area")
+    columns += [c.strip() for c in _MEASURES.split(",")]
+    insert_sql = (f"INSERT INTO {table} ({', '.join(columns)}, {target_time}) "
+                  f"VALUES ({', '.join(':' + c for c in columns)}, :at)")
+    return insert_sql, select_sql
 
 
-def _stmt(sql: str, at_type: Any) -> Any:
-    return text(sql).bindparams(bindparam("t0", type_=UTCDateTime()), bindparam("t1", type_=UTCDateTime()),
-                                bindparam("p", type_=UTCDateTime()), bindparam("at", type_=at_type))
+def _stmts(target_time: str, at_type: Any) -> list[tuple[Any, Any]]:
+    out = []
+    for scope in ("hotspot", *LEVELS):
+        insert_sql, select_sql = _query(scope, target_time)
+        out.append((text(insert_sql).bindparams(bindparam("at", type_=at_type)),
+                    text(select_sql).bindparams(bindparam("t0", type_=UTCDateTime()),
+                                                bindparam("t1", type_=UTCDateTime()),
+                                                bindparam("p", type_=UTCDateTime()))))
+    return out
 
 
-HOURLY = [_stmt(_select(scope, "hour"), UTCDateTime()) for scope in ("hotspot", *LEVELS)]
-DAILY = [_stmt(_select(scope, "day"), Date()) for scope in ("hotspot", *LEVELS)]
+# (INSERT, SELECT) per scope. A rebuild runs the SELECTs on a read connection (a WAL / MVCC snapshot, taken
+# after the presence it reads was committed: presence is only written by ``flush``, under the service's lock,
+# like the rebuilds), and hands the writer only the DELETE and the few result rows: a busy hour's rebuild reads
+# hundreds of thousands of presence rows, and in the writer's transaction it held every other write for that
+# long (p99 of every feed = the rebuild time).
+HOURLY = _stmts("hour", UTCDateTime())
+DAILY = _stmts("day", Date())
 DELETE_HOURLY = [text(f"DELETE FROM {t} WHERE hour = :at").bindparams(bindparam("at", type_=UTCDateTime()))
                  for t in ("wifi_footfall_hourly", "wifi_footfall_area_hourly")]
 DELETE_DAILY = [text(f"DELETE FROM {t} WHERE day = :at").bindparams(bindparam("at", type_=Date()))
@@ -153,27 +174,29 @@ class Rollups:
     async def recompute_hour(self, hour: int) -> None:
         t0 = hour_dt(hour)
         p0, _ = self._period_bounds(t0)
-        params = {"t0": t0, "t1": t0 + timedelta(hours=1), "p": p0, "at": t0}
-
-        async def op(conn: AsyncConnection) -> None:
-            for stmt in DELETE_HOURLY:
-                await conn.execute(stmt, {"at": t0})
-            for stmt in HOURLY:
-                await conn.execute(stmt, params)
-
-        await self.store.write(op, heavy=True)
+        await self._rebuild(HOURLY, DELETE_HOURLY, {"t0": t0, "t1": t0 + timedelta(hours=1), "p": p0}, t0)
         self.recomputed_hours += 1
 
     async def recompute_day(self, day: date) -> None:
         t0, t1 = self.local_day_bounds(day)
         p0, _ = self._period_bounds(t0)
-        params = {"t0": t0, "t1": t1, "p": p0, "at": day}
+        await self._rebuild(DAILY, DELETE_DAILY, {"t0": t0, "t1": t1, "p": p0}, day)
+        self.recomputed_days += 1
+
+    async def _rebuild(self, stmts: list[tuple[Any, Any]], deletes: list[Any], window: dict[str, Any],
+                       at: Any) -> None:
+        """Compute the rollup rows of one window on a read connection, then replace them in one writer job."""
+        results: list[tuple[Any, list[dict[str, Any]]]] = []
+        async with self.store.read() as conn:
+            for insert, select_stmt in stmts:
+                rows = [{**dict(r), "at": at} for r in (await conn.execute(select_stmt, window)).mappings()]
+                results.append((insert, rows))
 
         async def op(conn: AsyncConnection) -> None:
-            for stmt in DELETE_DAILY:
-                await conn.execute(stmt, {"at": day})
-            for stmt in DAILY:
-                await conn.execute(stmt, params)
+            for stmt in deletes:
+                await conn.execute(stmt, {"at": at})
+            for insert, rows in results:
+                if rows:
+                    await conn.execute(insert, rows)
 
-        await self.store.write(op, heavy=True)
-        self.recomputed_days += 1
+        await self.store.write(op, max(1, sum(len(rows) for _, rows in results)))

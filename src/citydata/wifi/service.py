@@ -193,7 +193,8 @@ class WifiService:
     # -- rollups ---------------------------------------------------------------------------------------------
     async def _tick(self) -> None:
         """Presence every tick; the dirty hours when the last rebuild's cost allows (at most a fifth of the
-        writer's time goes to rebuilding a busy hour), the dirty days every ``wifi_daily_every_s``."""
+        time goes to rebuilding a busy hour; the rebuild reads on a read connection and holds the writer only
+        to replace the result rows), the dirty days every ``wifi_daily_every_s``."""
         now = self.clock.monotonic()
         hours = now - self._last_hours >= max(self.settings.wifi_flush_s, 4 * self._rebuild_cost)
         days = hours and now - self._last_days >= self.settings.wifi_daily_every_s
