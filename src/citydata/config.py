@@ -355,6 +355,11 @@ class Settings(BaseModel):
     vision_min_plate_frames: int = Field(3, ge=1, le=50, title="Plate consensus frames",
                                          description="Reads of one vehicle's plate combined before it is decided "
                                                      "(fewer when the vehicle leaves the view first).")
+    vision_plate_regions: list[str] = Field(
+        default_factory=lambda: ["th", "my"], title="Plate regions",
+        description="Plate formats expected (comma-separated): th (Thai two-line plates), my (Malaysia), sk, cz, uk, "
+                    "de, or eu for the four European ones. Latin reads are decoded to the most probable text fitting "
+                    "one of them (docs/vision.md).")
     vision_plate_track_ttl_s: float = Field(2.0, gt=0, title="Plate track timeout (s)",
                                             description="A vehicle's plate unseen this long ends its track.")
     vision_reconnect_max_s: float = Field(60.0, ge=1, title="Stream reconnect backoff cap (s)",
@@ -430,6 +435,23 @@ class Settings(BaseModel):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("vision_plate_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip().lower() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("vision_plate_regions")
+    @classmethod
+    def _known_regions(cls, value: list[str]) -> list[str]:
+        from citydata.vision.plate_regions import region_formats
+
+        if not value:
+            raise ValueError("name at least one plate region")
+        region_formats(value)  # raises ValueError naming the unknown region and the known ones
         return value
 
     # -- derived values

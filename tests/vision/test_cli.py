@@ -96,3 +96,22 @@ def test_read_plate(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert any(row["text"] == "กข1234" and row["province"] == "ภูเก็ต" for row in rows), rows
+
+
+def test_read_plate_with_regions(tmp_path: Path) -> None:
+    """``--regions eu`` settles a look-alike by the Slovak format; an unknown region is a one-line error."""
+    from tests.conftest import SHARED_DATA
+
+    photo = SHARED_DATA / "plates" / "images" / "test_090.jpg"  # RK-550AO; its last letter reads as 0 unconstrained
+    env = {"CITYDATA_DATA_DIR": str(tmp_path / "data")}
+    r = CliRunner().invoke(app, ["read-plate", str(photo), "--regions", "eu"], env=env)
+    assert r.exit_code == 0, r.output
+    texts = [json.loads(line)["text"] for line in r.stdout.splitlines() if line.startswith("{")]
+    assert "RK550AO" in texts, texts
+    r = CliRunner().invoke(app, ["read-plate", str(photo), "--regions", "th"], env=env)
+    assert r.exit_code == 0, r.output
+    texts = [json.loads(line)["text"] for line in r.stdout.splitlines() if line.startswith("{")]
+    assert "RK550A0" in texts, texts  # Thai only: no Latin format, the greedy reading
+    r = CliRunner().invoke(app, ["read-plate", str(photo), "--regions", "th,atlantis"], env=env)
+    assert r.exit_code != 0 and "unknown plate region 'atlantis'" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -1,6 +1,7 @@
 """Measure the plate reader: rendered Thai plates and/or the real labelled photos; prints one JSON report.
 
     .venv/bin/python tools/plates/evaluate.py --thai 1000 --real ../shared/data/plates
+    .venv/bin/python tools/plates/evaluate.py --real ../shared/data/plates --regions eu  # European formats
     .venv/bin/python tools/plates/evaluate.py --thai 500 --recogniser tesseract      # the Tesseract baseline
     .venv/bin/python tools/plates/evaluate.py --thai 500 --fonts /tmp/fonts/tlwg --font-glob 'Sawasdee*.ttf'
 """
@@ -27,9 +28,12 @@ def main() -> None:
     ap.add_argument("--recogniser", default="crnn")
     ap.add_argument("--min-confidence", type=float, default=0.5, help="reads below are dropped (0: keep all)")
     ap.add_argument("--failures", action="store_true", help="list the misread plates")
+    ap.add_argument("--regions", default="th,my",
+                    help="plate regions the reader expects, comma-separated (Phuket: th,my; European photos: eu)")
     args = ap.parse_args()
-    reader = PlateReader(recogniser=args.recogniser, min_confidence=args.min_confidence)
-    report: dict[str, Any] = {"recogniser": args.recogniser}
+    regions = tuple(r for r in args.regions.split(",") if r)
+    reader = PlateReader(recogniser=args.recogniser, min_confidence=args.min_confidence, regions=regions)
+    report: dict[str, Any] = {"recogniser": args.recogniser, "regions": list(regions)}
     if args.thai:
         fonts = sorted(args.fonts.glob(args.font_glob)) if args.fonts else None
         fails: list[dict[str, Any]] = []

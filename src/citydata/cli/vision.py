@@ -120,10 +120,16 @@ def match_face(image: Path = typer.Argument(..., help="An image with faces."),
 
 
 @app.command("read-plate")
-def read_plate(image: Path = typer.Argument(..., help="An image with licence plates.")) -> None:
+def read_plate(image: Path = typer.Argument(..., help="An image with licence plates."),
+               regions: str | None = typer.Option(
+                   None, "--regions", help="Plate regions, comma-separated: th, my, sk, cz, uk, de, eu "
+                                           "(default: the vision_plate_regions setting, th,my)."),
+               config: ConfigOpt = None) -> None:
     """One line per plate: box, text, province and confidence."""
-    from citydata.vision.workers import AnalyticUnavailable, work_plates
+    from citydata.vision.workers import AnalyticUnavailable, configure_worker, work_plates
 
+    settings = settings_from(config, **({"vision_plate_regions": regions} if regions is not None else {}))
+    configure_worker(tuple(settings.vision_plate_regions))
     img = _image(image)
     try:
         reads = work_plates(img)

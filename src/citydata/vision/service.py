@@ -65,7 +65,8 @@ class VisionService:
         self.watchlists = Watchlists(store, audit, clock, self.cipher, settings.vision_face_threshold)
         self.hotlist = Hotlist(store, audit, clock)
         self.signals = SignalStates()
-        self.analyser = Analyser(settings.vision_workers if workers is None else workers)
+        self.analyser = Analyser(settings.vision_workers if workers is None else workers,
+                                 plate_regions=tuple(settings.vision_plate_regions))
         self.pipelines: dict[str, CameraPipeline] = {}
         self.sources: dict[str, StreamSource] = {}
         self.snapshot_dir = Path(settings.data_dir) / "vision" / "snapshots"

@@ -46,6 +46,14 @@ class AnalyticUnavailable(RuntimeError):
 # -- the worker side (module globals live in each worker process) ------------------------------------------------
 _FACE: FaceEngine | None = None
 _PLATE: Any = None
+_PLATE_REGIONS: tuple[str, ...] = ("th", "my")
+
+
+def configure_worker(plate_regions: tuple[str, ...]) -> None:
+    """Set this process's plate regions (the pool's initializer; the CLI calls it directly)."""
+    global _PLATE_REGIONS, _PLATE
+    if tuple(plate_regions) != _PLATE_REGIONS:
+        _PLATE_REGIONS, _PLATE = tuple(plate_regions), None
 
 
 def _face_engine() -> FaceEngine:
@@ -66,7 +74,7 @@ def _plate_reader() -> Any:
         except ImportError as err:
             raise AnalyticUnavailable(f"the plate reader is not installed: {err}") from err
         try:
-            reader = plates.PlateReader()
+            reader = plates.PlateReader(regions=_PLATE_REGIONS)
             reader.load()        # every model now, so a missing one disables the analytic at once
         except plates.ModelUnavailable as err:
             raise AnalyticUnavailable(f"plate models unavailable: {err}") from err
@@ -131,8 +139,9 @@ def plate_models_problem() -> str | None:
 class Analyser:
     """Runs the models for the pipelines; ``workers`` processes (0: one in-process thread)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, plate_regions: tuple[str, ...] = ("th", "my")) -> None:
         self.workers = workers if workers >= 0 else (os.cpu_count() or 1)
+        self.plate_regions = tuple(plate_regions)
         self._pool: Executor | None = None
         self.ready: dict[str, bool] = {"faces": False, "plates": False}
         self.reasons: dict[str, str | None] = {"faces": None, "plates": None}
@@ -142,10 +151,12 @@ class Analyser:
         if self._pool is not None:
             return
         if self.workers == 0:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision",
+                                            initializer=configure_worker, initargs=(self.plate_regions,))
         else:
             self._pool = ProcessPoolExecutor(max_workers=self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=configure_worker, initargs=(self.plate_regions,))
         for name, problem in (("faces", face_models_problem()), ("plates", plate_models_problem())):
             self._set(name, problem)
 

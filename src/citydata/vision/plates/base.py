@@ -62,6 +62,8 @@ class PlateDetector(abc.ABC):
 
 class PlateRecogniser(abc.ABC):
     name: str = ""
+    # Latin plate formats the reading should fit (``plates.formats``); set by the reader from its regions
+    formats: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def read(self, crop_bgr: np.ndarray) -> Reading | None:

@@ -11,12 +11,12 @@ also a two-line candidate (a Thai plate: registration above, province below), sc
 from __future__ import annotations
 
 import importlib.util
-import re
 import threading
 from typing import Any
 
 import numpy as np
 
+from citydata.vision.plates import formats
 from citydata.vision.plates.base import (
     BBox,
     Candidate,
@@ -110,7 +110,12 @@ class RapidOCRDetector(PlateDetector):
 
 
 class RapidOCRLatinRecogniser(PlateRecogniser):
-    """Reads a single-line Latin-script plate with RapidOCR's PP-OCR recogniser (letters and digits only)."""
+    """Reads a single-line Latin-script plate with RapidOCR's PP-OCR recogniser (letters and digits only).
+
+    The recogniser's per-step character probabilities are folded to letters, digits and the blank, then decoded
+    to the most probable reading that fits one of ``self.formats`` (the regions configured for the deployment,
+    see :mod:`citydata.vision.plates.formats`), or greedily when none fits well enough.
+    """
 
     name = "rapidocr"
 
@@ -118,24 +123,30 @@ class RapidOCRLatinRecogniser(PlateRecogniser):
         return self.read_batch([crop_bgr])[0]
 
     def read_batch(self, crops: list[np.ndarray]) -> list[Reading | None]:
-        crops = [c for c in crops]
         if not crops:
             return []
         eng = engine()
-        from rapidocr.ch_ppocr_rec.typings import TextRecInput
-
+        out: list[Reading | None] = []
         with CALL_LOCK:
-            rec = eng._load_rec_model()  # the recogniser alone, batched: no detection inside each crop
-            res = rec(TextRecInput(img=[np.ascontiguousarray(c) for c in crops]))
-        txts = list(getattr(res, "txts", None) or [])
-        scores = list(getattr(res, "scores", None) or [])
-        return [self._reading(t, float(s)) for t, s in zip(txts, scores, strict=True)]
+            rec = eng._load_rec_model()  # the recogniser alone: no detection inside each crop
+            characters = list(rec.postprocess_op.character)
+            _c, img_h, img_w = rec.rec_image_shape[:3]
+            for crop in crops:
+                if crop.size == 0 or crop.shape[0] < 2 or crop.shape[1] < 2:
+                    out.append(None)
+                    continue
+                img = np.ascontiguousarray(crop)
+                ratio = max(img_w / img_h, img.shape[1] / img.shape[0])
+                preds = rec.session(rec.resize_norm_img(img, ratio)[None].astype(np.float32))
+                out.append(self._reading(formats.lattice(np.asarray(preds)[0], characters)))
+        return out
 
-    @staticmethod
-    def _reading(raw: str, conf: float) -> Reading | None:
-        text = normalise_plate(re.sub(r"[^A-Za-z0-9]", "", raw))
+    def _reading(self, probs: np.ndarray) -> Reading | None:
+        decoded = formats.decode(probs, self.formats)
+        text = normalise_plate(decoded.text)
         if not text:
             return None
+        conf = decoded.confidence
         if not is_latin_registration(text):
             conf *= 0.5
         return Reading(text=text, province=None, confidence=conf)

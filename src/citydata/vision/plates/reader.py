@@ -5,6 +5,10 @@ default, ``latin=None`` to switch it off) reads single-line Latin-script plates,
 southern Thailand, wherever the primary read no valid Thai registration. A read is kept when it matches the plate
 pattern of its script and its confidence reaches ``min_confidence``; of overlapping reads of one plate, a Thai read
 with its province is kept first, then the most confident.
+
+``regions`` names the plate formats the deployment expects (``plates.formats.REGIONS``): ``th`` turns the Thai
+reader on, the others give the Latin formats the Latin reading is decoded against (Phuket: ``th`` and ``my``, for
+Malaysian cars; ``eu`` for European plates).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from citydata.vision.plates import crnn as _crnn  # registers "crnn"
-from citydata.vision.plates import rapid, tesseract
+from citydata.vision.plates import formats, rapid, tesseract
 from citydata.vision.plates.base import (
     BBox,
     Candidate,
@@ -46,8 +50,12 @@ class PlateReader:
     """Reads plates in scenes or crops. Models load on first use (``ModelUnavailable`` if a runtime is missing)."""
 
     def __init__(self, *, detector: str = "rapidocr", recogniser: str = "crnn", latin: str | None = "rapidocr",
-                 min_confidence: float = 0.5, max_candidates: int = 24) -> None:
+                 min_confidence: float = 0.5, max_candidates: int = 24,
+                 regions: tuple[str, ...] = ("th", "my")) -> None:
         self.detector_name, self.recogniser_name, self.latin_name = detector, recogniser, latin
+        self.latin_formats = formats.region_formats(regions)  # unknown region names raise ValueError here
+        self.thai = formats.thai_enabled(regions)
+        self.regions = tuple(regions)
         self.min_confidence = min_confidence
         self.max_candidates = max_candidates
         self._detector: PlateDetector | None = None
@@ -70,16 +78,20 @@ class PlateReader:
     def latin(self) -> PlateRecogniser | None:
         if self._latin is None and self.latin_name:
             self._latin = make_recogniser(self.latin_name)
+            self._latin.formats = self.latin_formats
         return self._latin
 
     def load(self) -> None:
         """Load every model now (readiness checks call this once at start)."""
-        self.recogniser.read(np.full((64, 144, 3), 255, np.uint8))
+        if self.thai:
+            self.recogniser.read(np.full((64, 144, 3), 255, np.uint8))
         self.detector.detect(np.full((64, 64, 3), 255, np.uint8))
         if self.latin is not None:
             self.latin.read(np.full((32, 96, 3), 255, np.uint8))
 
     def _primary(self, crops: list[np.ndarray]) -> list[Reading | None]:
+        if not self.thai:
+            return [None] * len(crops)
         return self.recogniser.read_batch(crops) if crops else []
 
     def _accept_thai(self, r: Reading | None) -> bool:
