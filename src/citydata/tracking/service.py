@@ -111,6 +111,7 @@ class TrackingService:
         self._tasks: list[asyncio.Task[None]] = []
         self.alerts: Any = None
         self.shared = False
+        self.checked_arrivals: dict[str, float] = {}   # shared mode: traveller -> arrival, checked this request
         self._zone_sub: Any = None
         from citydata.tracking.retention import Retention
         from citydata.tracking.views import TrackingViews

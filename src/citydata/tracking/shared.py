@@ -47,20 +47,28 @@ async def active_traveller(svc: TrackingService, principal: Principal) -> tuple[
         raise NotFound("no traveller is enrolled with this device token", code="traveller_not_found")
     if row["status"] != "active":
         raise Conflict("the traveller has departed; reports are no longer accepted", code="traveller_departed")
-    return row["traveller_id"], row["arrived_at"].timestamp()
+    arrived: float = row["arrived_at"].timestamp()
+    # kept for the ``report_shared`` of the same request, so the ping path reads the store once
+    if len(svc.checked_arrivals) > 10_000:     # (requests that never reached report_shared)
+        svc.checked_arrivals.clear()
+    svc.checked_arrivals[row["traveller_id"]] = arrived
+    return row["traveller_id"], arrived
 
 
 async def report_shared(svc: TrackingService, traveller_id: str, body: Any) -> PingsAccepted:
     s = svc.settings
-    t = tracking_travellers
-    row = await svc.store.fetch_one(select(t.c.status, t.c.arrived_at).where(t.c.traveller_id == traveller_id))
-    if row is None:
-        raise NotFound("unknown traveller", code="traveller_not_found")
-    if row["status"] != "active":
-        raise Conflict("the traveller has departed", code="traveller_departed")
+    arrived = svc.checked_arrivals.pop(traveller_id, None)
+    if arrived is None:
+        t = tracking_travellers
+        row = await svc.store.fetch_one(select(t.c.status, t.c.arrived_at).where(t.c.traveller_id == traveller_id))
+        if row is None:
+            raise NotFound("unknown traveller", code="traveller_not_found")
+        if row["status"] != "active":
+            raise Conflict("the traveller has departed", code="traveller_departed")
+        arrived = row["arrived_at"].timestamp()
     now = svc.clock.now()
     items, rejected = parse_batch(body, now, skew_s=s.tracking_max_skew_s, max_batch=s.tracking_max_batch)
-    earliest = row["arrived_at"].timestamp() - s.tracking_max_skew_s
+    earliest = arrived - s.tracking_max_skew_s
     kept = []
     for item in items:
         if item.t.timestamp() < earliest:
