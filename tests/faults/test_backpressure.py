@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import aiomqtt
 import asyncpg
+import httpx
 import orjson
 import pytest
 
@@ -27,22 +30,91 @@ from tests.store.test_outage import PrivatePostgres
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+T = TypeVar("T")
+STEP_S = 60.0   # no step of the test below takes more than a few seconds, even on a loaded 2-core machine
+
+
+def _tasks() -> str:
+    """Where every task of the loop waits (for a step that did not finish)."""
+    out = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        frames = task.get_stack(limit=8)
+        where = " <- ".join(f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}"
+                            for f in reversed(frames))
+        out.append(f"  {task.get_name()}: {where or '(no frame)'}")
+    return "\n".join(out[:60])
+
+
+async def _sessions(pg_url: str) -> str:
+    """What the private server's sessions are doing and waiting for."""
+    try:
+        conn = await asyncpg.connect(pg_url, timeout=5)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age, "
+                "left(query, 160) AS query, pg_blocking_pids(pid) AS blocked_by FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()", timeout=5)
+        finally:
+            await conn.close(timeout=5)
+    except Exception as err:
+        return f"  (sessions not readable: {type(err).__name__}: {err})"
+    return "\n".join(f"  {dict(r)}" for r in rows)
+
+
+class Steps:
+    """Every wait of the test is bounded: a step that does not finish in time fails with what it was, where
+    each task of the loop waits and what the database sessions wait for, instead of hanging until the
+    test's timeout with nothing to show. (The test once hung past its 300 s timeout with the event loop idle
+    and no clue where; the cause was not reproduced in 20 runs since.)"""
+
+    def __init__(self, pg_url: str, platform: Platform | None = None) -> None:
+        self.pg_url, self.platform = pg_url, platform
+
+    async def __call__(self, what: str, awaitable: Awaitable[T], seconds: float = STEP_S) -> T:
+        # in a task of its own, so the step returns in time even if the code it waits on swallows cancellation
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+        if task in done:
+            return task.result()
+        writer = self.platform.store.writer if self.platform is not None else None
+        state = f"writer: {writer.depth()} rows buffered, {writer.stats}" if writer is not None else "writer: none"
+        message = (f"step {what!r} did not finish within {seconds:.0f} s\n{state}\ntasks:\n{_tasks()}\n"
+                   f"database sessions:\n{await _sessions(self.pg_url)}")
+        task.cancel()
+        raise AssertionError(message)
+
+
 async def test_full_write_buffer_refuses_http_and_withholds_mqtt_puback(private_pg: PrivatePostgres,
                                                                           tmp_path: Path) -> None:
     settings = make_settings(tmp_path, mqtt_url=f"embedded://127.0.0.1:{free_port()}", db_url=private_pg.url,
                              db_schema=f"b_{uuid.uuid4().hex[:10]}", db_retry_s=120.0, db_write_buffer=100,
                              db_batch_ms=5.0)
-    async with Platform(settings) as p, _client(p) as http:
-        ds = await _stream(p)
-        token = await token_for(p, "device")
-        auth = {"Authorization": f"Bearer {token}"}
-        # a request before the lock, so the device token and the Datastream are known
-        assert (await http.post(f"/v1.1/Datastreams({ds})/Observations", headers=auth,
-                                json=_obs(499))).status_code == 201
-        locker = await asyncpg.connect(private_pg.url)
-        lock = locker.transaction()
-        await lock.start()
-        await locker.execute(f'LOCK TABLE "{settings.db_schema}".observations IN ACCESS EXCLUSIVE MODE')
+    step = Steps(private_pg.url)
+    p = Platform(settings)
+    await step("platform start", p.__aenter__(), 120)
+    step.platform = p
+    try:
+        async with _client(p) as http:
+            await _overload_and_recover(p, http, settings.db_schema, private_pg, step)
+    finally:
+        await step("platform stop", p.__aexit__(None, None, None), 120)
+
+
+async def _overload_and_recover(p: Platform, http: httpx.AsyncClient, db_schema: str | None,
+                                private_pg: PrivatePostgres, step: Steps) -> None:
+    ds = await step("create a datastream", _stream(p))
+    token = await step("create a device token", token_for(p, "device"))
+    auth = {"Authorization": f"Bearer {token}"}
+    # a request before the lock, so the device token and the Datastream are known
+    r = await step("POST before the lock", http.post(f"/v1.1/Datastreams({ds})/Observations", headers=auth,
+                                                     json=_obs(499)))
+    assert r.status_code == 201, r.text
+    locker = await step("connect the locking session", asyncpg.connect(private_pg.url, timeout=10))
+    lock = locker.transaction()
+    await step("BEGIN", lock.start())
+    await step("LOCK TABLE observations",
+               locker.execute(f'LOCK TABLE "{db_schema}".observations IN ACCESS EXCLUSIVE MODE'))
+    try:
         # 100 rows wait for the database: the buffer is full (the answer comes when it is back)
         t0 = datetime(2026, 1, 1, tzinfo=UTC)
         hundred = [{"datastream_id": ds, "phenomenon_time": t0 + timedelta(seconds=n), "result_number": float(n)}
@@ -54,41 +126,53 @@ async def test_full_write_buffer_refuses_http_and_withholds_mqtt_puback(private_
                 break
             assert isinstance(waiting.exception(), Unavailable)
         assert p.store.writer is not None and not waiting.done()
-        await _until(lambda: asyncio.sleep(0, p.store.writer.depth() >= 100), 30, "a full buffer")
-        refused_before = p.store.writer.stats.refused
+        writer = p.store.writer
+        await _until(lambda: asyncio.sleep(0, writer.depth() >= 100), 30, "a full buffer")
+        refused_before = writer.stats.refused
 
-        r = await http.post(f"/v1.1/Datastreams({ds})/Observations", headers=auth, json=_obs(500))
+        r = await step("POST with a full buffer", http.post(f"/v1.1/Datastreams({ds})/Observations",
+                                                            headers=auth, json=_obs(500)))
         assert r.status_code == 503 and r.json()["code"] == "overloaded", r.text
         assert r.headers["content-type"] == "application/problem+json" and int(r.headers["Retry-After"]) >= 1
 
         # MQTT QoS 1 on the embedded broker: no PUBACK, the connection is closed instead
-        with pytest.raises((aiomqtt.MqttError, TimeoutError)):
-            async with aiomqtt.Client("127.0.0.1", p.mqtt_port, username=token, identifier="bp-dev",
-                                      timeout=5) as dev:
-                await dev.publish(f"v1.1/Datastreams({ds})/Observations", orjson.dumps(_obs(501)), qos=1,
-                                  timeout=5)
-        assert p.store.writer.stats.refused >= refused_before + 2      # every refusal counted
-        assert p.store.writer.depth() <= 100                            # bounded
-        metrics = (await http.get("/metrics")).text
+        async def publish_refused() -> None:
+            with pytest.raises((aiomqtt.MqttError, TimeoutError)):
+                async with aiomqtt.Client("127.0.0.1", p.mqtt_port, username=token, identifier="bp-dev",
+                                          timeout=5) as dev:
+                    await dev.publish(f"v1.1/Datastreams({ds})/Observations", orjson.dumps(_obs(501)), qos=1,
+                                      timeout=5)
+
+        await step("MQTT publish with a full buffer", publish_refused())
+        assert writer.stats.refused >= refused_before + 2      # every refusal counted
+        assert writer.depth() <= 100                            # bounded
+        metrics = (await step("GET /metrics", http.get("/metrics"))).text
         assert 'citydata_internal_total{name="store_refused_rows"}' in metrics
+    finally:
+        await step("ROLLBACK (release the lock)", lock.rollback())
+        await step("close the locking session", locker.close(timeout=10))
+    assert await step("the 100 waiting rows", waiting, 120) == 100
+    r = await step("POST after the lock", http.post(f"/v1.1/Datastreams({ds})/Observations", headers=auth,
+                                                    json=_obs(500)))
+    assert r.status_code == 201, r.text
 
-        await lock.rollback()
-        await locker.close()
-        assert await asyncio.wait_for(waiting, 120) == 100
-        r = await http.post(f"/v1.1/Datastreams({ds})/Observations", headers=auth, json=_obs(500))
-        assert r.status_code == 201
-        async with aiomqtt.Client("127.0.0.1", p.mqtt_port, username=token, identifier="bp-dev") as dev:
+    async def publish_accepted() -> None:
+        async with aiomqtt.Client("127.0.0.1", p.mqtt_port, username=token, identifier="bp-dev",
+                                  timeout=30) as dev:
             await dev.publish(f"v1.1/Datastreams({ds})/Observations", orjson.dumps(_obs(501)), qos=1, timeout=30)
-        assert await _stored(p, ds) == set(range(100)) | {499, 500, 501}
 
-        # the database away altogether: checking a token not seen before needs a read, which cannot be done:
-        # 503 store_unavailable with Retry-After (it was an unhandled 500 before)
-        unseen = {"Authorization": f"Bearer {await token_for(p, 'device')}"}   # made now, never used yet
-        await asyncio.to_thread(private_pg.stop, "immediate")
-        r = await http.post(f"/v1.1/Datastreams({ds})/Observations", headers=unseen, json=_obs(502))
-        assert r.status_code == 503 and r.json()["code"] in ("store_unavailable", "overloaded"), r.text
-        assert int(r.headers["Retry-After"]) >= 1
-        await asyncio.to_thread(private_pg.start)
+    await step("MQTT publish after the lock", publish_accepted())
+    assert await step("read the stored rows", _stored(p, ds)) == set(range(100)) | {499, 500, 501}
+
+    # the database away altogether: checking a token not seen before needs a read, which cannot be done:
+    # 503 store_unavailable with Retry-After (it was an unhandled 500 before)
+    unseen = {"Authorization": f"Bearer {await step('create a second token', token_for(p, 'device'))}"}
+    await step("stop the private PostgreSQL", asyncio.to_thread(private_pg.stop, "immediate"), 90)
+    r = await step("POST with the database away", http.post(f"/v1.1/Datastreams({ds})/Observations",
+                                                             headers=unseen, json=_obs(502)))
+    assert r.status_code == 503 and r.json()["code"] in ("store_unavailable", "overloaded"), r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    await step("start the private PostgreSQL", asyncio.to_thread(private_pg.start), 90)
 
 
 async def test_a_write_bigger_than_the_buffer_is_taken_alone(tmp_path: Path) -> None:
@@ -109,9 +193,9 @@ async def test_a_write_bigger_than_the_buffer_is_taken_alone(tmp_path: Path) -> 
         big = asyncio.ensure_future(st.insert_rows(schema.observations, rows(1, 250)))
         await asyncio.sleep(0)
         with pytest.raises(Unavailable) as refused:
-            await st.insert_rows(schema.observations, rows(2, 1))
+            await asyncio.wait_for(st.insert_rows(schema.observations, rows(2, 1)), STEP_S)
         assert refused.value.code == "overloaded"
-        assert await big == 250
-        assert await st.insert_rows(schema.observations, rows(2, 1)) == 1
+        assert await asyncio.wait_for(big, STEP_S) == 250
+        assert await asyncio.wait_for(st.insert_rows(schema.observations, rows(2, 1)), STEP_S) == 1
     finally:
         await st.stop()
