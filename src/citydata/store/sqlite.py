@@ -87,18 +87,18 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self.offload or not self._running or self._connection is None or self._blocking(fn, args):
             self.thread_calls += 1
-            return await super()._execute(fn, *args, **kwargs)
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         self.inline_calls += 1
         return fn(*args, **kwargs)
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the connection's thread, whatever it is."""
         self.thread_calls += 1
-        return await super()._execute(fn, *args)
+        return await super()._execute(fn, *args)  # type: ignore[no-untyped-call]
 
     def _blocking(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
         conn = self._connection
-        if fn == conn.commit or fn == conn.rollback or fn == conn.close:
+        if conn is None or fn == conn.commit or fn == conn.rollback or fn == conn.close:
             return True
         if args and isinstance(args[0], str):
             head = args[0].lstrip()[:8].upper()
@@ -111,7 +111,8 @@ def inline_connector(database: str) -> Callable[[], Any]:
     async def create() -> InlineConnection:
         conn = InlineConnection(lambda: sqlite3.connect(database, check_same_thread=False))
         conn._thread.daemon = True   # as SQLAlchemy does for its own aiosqlite connections
-        return await conn  # type: ignore[no-any-return]
+        await conn
+        return conn
 
     return create
 

@@ -417,7 +417,7 @@ class Writer:
         assert job.op is not None
         if not job.heavy:
             return await job.op(conn)
-        driver = (await conn.get_raw_connection()).driver_connection
+        driver: Any = (await conn.get_raw_connection()).driver_connection
         if not hasattr(driver, "offload"):     # only SQLite's inline connection runs statements inline
             return await job.op(conn)
         driver.offload = True
