@@ -55,6 +55,7 @@ from _common import REPO, Server, create_streams, make_token, write_json
 
 FEEDS = {"mqtt_sensors": 150.0, "http_sensors": 150.0, "reports": 1700.0, "wifi_lines": 2000.0, "cctv": 50.0}
 WIFI_BATCH = 100
+KEEP_ALIVE_S = 4.0     # reuse an idle connection only this long (uvicorn closes them after 5 s)
 CATEGORIES = ["safety", "crime", "lost", "scam", "road", "flooding", "other"]
 
 
@@ -124,11 +125,15 @@ async def _paced(feed: Feed, stop: asyncio.Event, inflight_max: int, make: Calla
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.status = 0
         self.complete = False
+        self.keep_alive = False
+        self.last_used = time.monotonic()
         self.parser = httptools.HttpResponseParser(self)
 
-    def on_message_complete(self) -> None:   # httptools callback
+    def on_headers_complete(self) -> None:   # httptools callbacks
+        self.keep_alive = self.parser.should_keep_alive()   # (after the message it always says False)
+
+    def on_message_complete(self) -> None:
         self.complete = True
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bool]:
@@ -139,7 +144,7 @@ class _Conn:
             if not data:
                 raise ConnectionError("the server closed the connection")
             self.parser.feed_data(data)
-        return self.parser.get_status_code(), self.parser.should_keep_alive()
+        return self.parser.get_status_code(), self.keep_alive
 
     def close(self) -> None:
         self.writer.close()
@@ -153,13 +158,20 @@ class RawHTTP:
         self.host, self.port, self.timeout = host, port, timeout
         self.fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
         self.idle: list[_Conn] = []
+        self.opened = 0
 
     async def post(self, path: str, body: bytes, content_type: str = "application/json") -> int:
         head = (f"POST {path} HTTP/1.1\r\n{self.fixed}Content-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
-        conn = self.idle.pop() if self.idle else None
+        conn = None
+        while self.idle and conn is None:
+            conn = self.idle.pop()
+            if time.monotonic() - conn.last_used > KEEP_ALIVE_S:   # the server may be closing it
+                conn.close()
+                conn = None
         if conn is None:
             conn = _Conn(*await asyncio.open_connection(self.host, self.port))
+            self.opened += 1
         try:
             async with asyncio.timeout(self.timeout):
                 status, keep = await conn.request(head, body)
@@ -167,6 +179,7 @@ class RawHTTP:
             conn.close()
             raise
         if keep:
+            conn.last_used = time.monotonic()
             self.idle.append(conn)
         else:
             conn.close()
@@ -338,6 +351,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
     result = {"duration_s": round(seconds, 1), "scale": args.scale, "sensors": len(streams),
               "hotspots": len(hotspots), "cameras": len(cameras), "inflight_per_feed": args.inflight,
               "feeds": {name: f.summary(seconds) for name, f in feeds.items()},
+              "http_connections_opened": {name: c.opened for name, c in clients.items() if c.opened},
               "samples": sampler.rows}
     cpu = [s["cpu_percent"] for s in sampler.rows]
     rss = [s["rss_mib"] for s in sampler.rows]
