@@ -34,15 +34,24 @@ T = TypeVar("T")
 STEP_S = 60.0   # no step of the test below takes more than a few seconds, even on a loaded 2-core machine
 
 
+def _awaiting(task: asyncio.Task[object]) -> str:
+    """A task's chain of awaits, outermost first, down to the future it waits on."""
+    out: list[str] = []
+    obj: object = task.get_coro()
+    while obj is not None and len(out) < 40:
+        frame = getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None) or getattr(obj, "ag_frame", None)
+        if frame is None:
+            out.append(repr(obj)[:160])
+            break
+        out.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
+        obj = getattr(obj, "cr_await", None) or getattr(obj, "gi_yieldfrom", None) or getattr(obj, "ag_await", None)
+    return " -> ".join(out)
+
+
 def _tasks() -> str:
     """Where every task of the loop waits (for a step that did not finish)."""
-    out = []
-    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
-        frames = task.get_stack(limit=8)
-        where = " <- ".join(f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}"
-                            for f in reversed(frames))
-        out.append(f"  {task.get_name()}: {where or '(no frame)'}")
-    return "\n".join(out[:60])
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    return "\n".join(f"  {task.get_name()}: {_awaiting(task)}" for task in tasks[:80])
 
 
 async def _sessions(pg_url: str) -> str:

@@ -28,6 +28,7 @@ async def client_with(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[t
         async def make(**overrides: Any) -> tuple[Any, Client]:
             settings = overrides.pop("settings", None) or make_settings(tmp_path, mqtt_url="none://", **overrides)
             platform = await stack.enter_async_context(Platform(settings))
+            assert platform.app is not None
             client = await stack.enter_async_context(
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=platform.app), base_url="http://citydata.test"))
             return platform, client

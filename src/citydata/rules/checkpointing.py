@@ -152,9 +152,12 @@ class CheckpointedEvaluator(Evaluator):
                 await self.checkpoint()
                 # pace checkpoints that only save state; alerts waiting to go out are checkpointed at once
                 # (the commit itself groups them), so an alert never waits for the pacing
+                # (asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives as the
+                # event is set, so the checkpointer outlived stop()'s cancel and stop() waited for it for ever)
                 if self.options.min_checkpoint_s > 0 and not self._out:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._alert_waiting.wait(), self.options.min_checkpoint_s)
+                        async with asyncio.timeout(self.options.min_checkpoint_s):
+                            await self._alert_waiting.wait()
                     self._alert_waiting.clear()
             except asyncio.CancelledError:
                 raise
