@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -58,6 +58,9 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        # the labelled children, looked up once (``labels()`` costs a few microseconds a call)
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,8 +79,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.http_requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.http_latency.labels(route).observe(time.perf_counter() - started)
+            key = (scope["method"], route, status)
+            count = self._counts.get(key)
+            if count is None:
+                count = self._counts[key] = self.metrics.http_requests.labels(key[0], route, str(status))
+            latency = self._latency.get(route)
+            if latency is None:
+                latency = self._latency[route] = self.metrics.http_latency.labels(route)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 def create_app(platform: Platform) -> FastAPI:

@@ -15,6 +15,7 @@ they are recomputed too. Each recompute reads only the rows of its window plus, 
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,10 @@ DELETE_DAILY = [text(f"DELETE FROM {t} WHERE day = :at").bindparams(bindparam("a
                 for t in ("wifi_footfall_daily", "wifi_footfall_area_daily")]
 
 
+@functools.lru_cache(maxsize=8192)
 def hour_dt(epoch: int) -> datetime:
+    """The UTC datetime of an hour's epoch seconds (cached: called for every line and presence row, with few
+    distinct hours)."""
     return datetime.fromtimestamp(epoch, UTC)
 
 
