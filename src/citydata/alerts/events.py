@@ -55,6 +55,11 @@ class AlertRaised(BaseModel):
     rule_version: int = 0
     data: dict[str, Any] = Field(default_factory=dict)
     observed_at: AwareDatetime
+    # The firing episode (a producer that can name it: the rules engine) and this raise's revision in it (0
+    # the raise, n the n-th update). An episode is stored once: a raise of a stored episode never opens another
+    # alert, and a revision at or below the stored one changes nothing (a duplicate or a stale redelivery).
+    episode: str | None = Field(None, min_length=1, max_length=120)
+    revision: int | None = Field(None, ge=0)
 
 
 class AlertCleared(BaseModel):
@@ -64,6 +69,7 @@ class AlertCleared(BaseModel):
     rule_id: str = Field("", max_length=200)
     reason: str = Field("", max_length=500)
     observed_at: AwareDatetime
+    episode: str | None = Field(None, min_length=1, max_length=120)   # clears only that episode's alert
 
 
 class CapDraftRequested(BaseModel):

@@ -3,8 +3,18 @@
 The durable consumer group ``alerts`` takes ``alert.raised`` and ``alert.cleared``. A raised alert whose
 ``dedup_key`` has an active (open or acknowledged) alert updates it: ``last_seen_at``, ``occurrences`` + 1,
 evidence merged (by id) and capped, severity and message refreshed. A cleared alert is never reopened: the next
-``alert.raised`` with that key opens a new alert. Every change is announced live (``alert.changed`` on the bus,
-for SSE) and mirrored to MQTT ``citydata/alerts/<kind with dots as slashes>`` for integrators.
+``alert.raised`` with that key opens a new alert.
+
+Exactly once: a producer that names its firing *episode* (the rules engine: ``episode`` and ``revision`` in the
+payload, deterministic event ids) gets each episode stored once, whatever the bus does. The alerts table is
+unique on (``dedup_key``, ``episode``); a raise of an episode that is stored already updates it only with a
+newer revision of an active alert, and never opens a second alert, so a redelivery after the clear (past
+``ack_wait``, past JetStream's duplicate window) or the same transition decided twice (a partition's old owner
+still running after its lease moved) changes nothing. A clear naming an episode clears only that episode's
+alert. Raises without an episode keep the older guard: the active alert's ``last_event_id``.
+
+Every change is announced live (``alert.changed`` on the bus, for SSE) and mirrored to MQTT
+``citydata/alerts/<kind with dots as slashes>`` for integrators.
 """
 
 from __future__ import annotations
@@ -70,6 +80,11 @@ def new_id(result: Any) -> int:
     return int(result.inserted_primary_key[0])
 
 
+def stale(stored: int | None, incoming: int | None) -> bool:
+    """True when a raise's revision is not newer than the episode's stored one (a duplicate or older update)."""
+    return stored is not None and incoming is not None and incoming <= stored
+
+
 def merge_evidence(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Old then new, one entry per (kind, id) (the newer wins), sorted by time, the newest ``MAX_EVIDENCE``."""
     by_key: dict[tuple[str, str], dict[str, Any]] = {}
@@ -117,30 +132,47 @@ class AlertService:
         evidence = payload["evidence"]
 
         async def op(conn: AsyncConnection) -> tuple[str, int]:
-            found = (await conn.execute(select(alerts).where(
-                alerts.c.dedup_key == raised.dedup_key, alerts.c.state.in_(ACTIVE))
-                .order_by(alerts.c.id.desc()).limit(1))).mappings().first()
+            # one statement (one snapshot): this episode's alert, whatever its state, and the active ones
+            wanted = alerts.c.state.in_(ACTIVE)
+            if raised.episode is not None:
+                wanted = or_(wanted, alerts.c.episode == raised.episode)
+            candidates = (await conn.execute(select(alerts).where(alerts.c.dedup_key == raised.dedup_key, wanted)
+                                             .order_by(alerts.c.id.desc()))).mappings().all()
+            same = next((r for r in candidates if raised.episode is not None and r["episode"] == raised.episode),
+                        None)
+            if same is not None and (same["state"] not in ACTIVE or stale(same["revision"], raised.revision)):
+                return "unchanged", int(same["id"])   # this episode's raise again, or an older revision of it
+            found = same or next((r for r in candidates if r["state"] in ACTIVE), None)
             fields = {
                 "kind": raised.kind, "severity": raised.severity, "category": raised.category,
                 "urgency": raised.urgency, "certainty": raised.certainty, "subject": raised.subject,
                 "message": raised.message, "message_th": raised.message_th, "location": raised.location,
                 "zone_id": raised.zone_id, "rule_id": raised.rule_id or None, "rule_version": raised.rule_version,
                 "data": payload["data"], "observed_at": raised.observed_at, "last_seen_at": now,
-                "updated_at": now, "last_event_id": event_id,
+                "updated_at": now, "last_event_id": event_id, "revision": raised.revision,
             }
             if found is None:
                 result = await conn.execute(alerts.insert().values(
-                    dedup_key=raised.dedup_key, state="open", occurrences=1, opened_at=now, source=source[:100],
-                    evidence=merge_evidence([], evidence), **fields))
+                    dedup_key=raised.dedup_key, episode=raised.episode, state="open", occurrences=1,
+                    opened_at=now, source=source[:100], evidence=merge_evidence([], evidence), **fields))
                 return "opened", new_id(result)
             if event_id is not None and found["last_event_id"] == event_id:
                 return "unchanged", int(found["id"])     # a redelivery of what we already applied
+            if raised.episode is not None:
+                fields["episode"] = raised.episode   # an active alert of another episode now stands for this one
             await conn.execute(alerts.update().where(alerts.c.id == found["id"]).values(
                 occurrences=alerts.c.occurrences + 1,
                 evidence=merge_evidence(list(found["evidence"] or []), evidence), **fields))
             return "updated", int(found["id"])
 
-        change, alert_id = await self.store.write(op)
+        try:
+            change, alert_id = await self.store.write(op)
+        except Conflict as err:
+            # another writer (a second leader's consumer, in the overlap of a leader change) stored this
+            # episode between our read and our insert: the unique index refused ours; decide again on its row
+            if err.code != "integrity_conflict" or raised.episode is None:
+                raise
+            change, alert_id = await self.store.write(op)
         view = alert_view(await self._row(alert_id))
         if change != "unchanged":
             await self.announce(change, view)
@@ -152,8 +184,10 @@ class AlertService:
         by = f"rule:{cleared.rule_id}" if cleared.rule_id else "rule"
 
         async def op(conn: AsyncConnection) -> int | None:
-            found = (await conn.execute(select(alerts.c.id).where(
-                alerts.c.dedup_key == cleared.dedup_key, alerts.c.state.in_(ACTIVE)))).scalars().all()
+            query = select(alerts.c.id).where(alerts.c.dedup_key == cleared.dedup_key, alerts.c.state.in_(ACTIVE))
+            if cleared.episode is not None:   # not a later episode's alert (a stale clear redelivered)
+                query = query.where(or_(alerts.c.episode == cleared.episode, alerts.c.episode.is_(None)))
+            found = (await conn.execute(query)).scalars().all()
             for alert_id in found:
                 await conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
                     state="cleared", cleared_at=now, cleared_by=by[:100], clear_reason=cleared.reason[:500] or None,

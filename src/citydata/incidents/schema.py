@@ -30,6 +30,8 @@ alerts = Table(
     Column("data", JSONText, nullable=True),
     Column("source", String(100), nullable=True),          # who raised it (the event's source)
     Column("last_event_id", String(40), nullable=True),    # the last alert.raised applied (redelivery guard)
+    Column("episode", String(120), nullable=True),         # the producer's firing episode: stored once
+    Column("revision", Integer, nullable=True),            # the newest revision of the episode applied
     Column("state", String(20), nullable=False),           # open, acknowledged, cleared
     Column("occurrences", Integer, nullable=False, server_default="1"),
     Column("opened_at", UTCDateTime, nullable=False),
@@ -44,6 +46,7 @@ alerts = Table(
     Index("ix_alerts_dedup_state", "dedup_key", "state"),
     Index("ix_alerts_kind_opened", "kind", "opened_at"),
     Index("ix_alerts_state_opened", "state", "opened_at"),
+    Index("ux_alerts_dedup_episode", "dedup_key", "episode", unique=True),   # NULL episodes never collide
 )
 
 # -- agencies and their contact endpoints -----------------------------------------------------------------
