@@ -169,6 +169,7 @@ class CheckpointedEvaluator(Evaluator):
     async def _publisher(self) -> None:
         while True:
             events = await self._publish_q.get()
+            ids = [e.id for e in events]
             try:
                 while True:
                     try:
@@ -178,6 +179,13 @@ class CheckpointedEvaluator(Evaluator):
                         log.warning("rules could not publish %d alert events (%s); retrying", len(events),
                                     type(err).__name__)
                         await asyncio.sleep(1.0)
-                self._published.extend(e.id for e in events)
+                        # the journal refuses an id it holds: an event another engine (or an earlier attempt)
+                        # published already (ids are deterministic); only the rest is still to go
+                        with contextlib.suppress(Exception):
+                            already = await self._journaled([e.id for e in events])
+                            events = [e for e in events if e.id not in already]
+                        if not events:
+                            break
+                self._published.extend(ids)
             finally:
                 self._publish_q.task_done()

@@ -219,6 +219,7 @@ class Evaluator:
         active = rule.condition.evaluate(inst.leaves, now)
         if active and not inst.active:
             inst.active, inst.since, inst.notified, inst.notified_seen, inst.updates = True, now, now, inst.seen, 0
+            inst.start_episode(rule, now)
             self._emit(inst.raised(rule, now))
             self.stats.raised += 1
         elif active and new_evidence and now - inst.notified >= rule.renotify_s and inst.seen > inst.notified_seen:

@@ -3,6 +3,7 @@ produces. The state is plain data so the engine checkpoints it as JSON and resto
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,8 @@ def summary_of(fact: Fact) -> dict[str, Any]:
 class Instance:
     """Windows and hysteresis per leaf, and the firing state of one alert (its dedup key)."""
 
-    __slots__ = ("active", "ctx", "evidence", "key", "leaves", "notified", "notified_seen", "seen", "since",
-                 "updates")
+    __slots__ = ("active", "ctx", "episode", "evidence", "key", "leaves", "notified", "notified_seen", "raises",
+                 "seen", "since", "updates")
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -45,6 +46,8 @@ class Instance:
         self.updates = 0
         self.evidence: list[list[Any]] = []      # [kind, id, t, summary]
         self.ctx: dict[str, Any] = {}            # subject, zone, device, datastream, lon, lat, unit
+        self.raises = 0                          # raises so far (checkpointed): numbers the episodes
+        self.episode: str | None = None          # the firing episode's identity (see ``start_episode``)
 
     def observe(self, fact: Fact, copy_fields: tuple[str, ...] = ()) -> None:
         if fact.t > self.seen:
@@ -75,7 +78,7 @@ class Instance:
     def to_state(self) -> dict[str, Any]:
         return {"l": self.leaves, "a": self.active, "s": self.since, "n": self.notified, "ns": self.notified_seen,
                 "w": None if self.seen == float("-inf") else self.seen, "u": self.updates, "e": self.evidence,
-                "c": self.ctx}
+                "c": self.ctx, "r": self.raises, "ep": self.episode}
 
     @classmethod
     def from_state(cls, key: str, state: dict[str, Any]) -> Instance:
@@ -89,7 +92,25 @@ class Instance:
         inst.updates = int(state.get("u") or 0)
         inst.evidence = list(state.get("e") or [])
         inst.ctx = dict(state.get("c") or {})
+        inst.raises = int(state.get("r") or 0)
+        inst.episode = state.get("ep")
         return inst
+
+    def start_episode(self, rule: Rule, now: float) -> None:
+        """A raise starts a firing episode, named by what decided it: the rule version, the instance's raise
+        count and the event time of the raise. An engine that decides the same transition again from the same
+        checkpoint and events (a replay after a crash, a partition's old owner still running after its lease
+        moved) names it the same, so its alert events carry the same ids and episode and are stored once."""
+        self.raises += 1
+        self.episode = f"v{rule.version}.{self.raises}@{iso(now)}"
+
+    def event_id(self, rule: Rule, kind: str, revision: int = 0) -> str | None:
+        """The deterministic id of this episode's ``kind`` event (``revision``: the update number); None for
+        an episode restored from a checkpoint that predates episodes (a random id then)."""
+        if self.episode is None:
+            return None
+        raw = f"{rule.id}\x1f{self.key}\x1f{self.episode}\x1f{kind}\x1f{revision}"
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
     # -- alert events ----------------------------------------------------------------------------------------
     def dedup_key(self, rule: Rule) -> str:
@@ -131,9 +152,10 @@ class Instance:
             "data": {**spec.data, **self.ctx.get("copied", {}), "values": rule.condition.values(self.leaves),
                      "value": values["value"],
                      "group_by": rule.group_by, "active_since": iso(self.since), "updates": self.updates},
-            "observed_at": iso(observed)}
+            "observed_at": iso(observed), "episode": self.episode, "revision": self.updates}
         when = datetime.fromtimestamp(observed, UTC)
-        events = [make_event("alert.raised", dedup, when, payload, source="rules")]
+        events = [_with_id(make_event("alert.raised", dedup, when, payload, source="rules"),
+                           self.event_id(rule, "alert.raised", self.updates))]
         if spec.cap_draft is not None and self.updates == 0:
             events.append(self.cap_draft(rule, values, when))
         return events
@@ -151,11 +173,17 @@ class Instance:
                     "instruction_th"):
             payload[key] = render(cap.get(key), values)
         payload["description_en"] = payload["description_en"] or ""
-        return make_event("cap.draft_requested", f"{rule.id}:{dedup}"[:200], when, payload, source="rules")
+        return _with_id(make_event("cap.draft_requested", f"{rule.id}:{dedup}"[:200], when, payload, source="rules"),
+                        self.event_id(rule, "cap.draft_requested"))
 
     def cleared(self, rule: Rule, now: float, reason: str) -> Event:
         dedup = self.dedup_key(rule)
         when = datetime.fromtimestamp(now, UTC)
-        return make_event("alert.cleared", dedup, when, {"dedup_key": dedup, "rule_id": rule.id,
-                                                          "reason": reason, "observed_at": iso(now)},
-                          source="rules")
+        event = make_event("alert.cleared", dedup, when, {"dedup_key": dedup, "rule_id": rule.id,
+                                                          "reason": reason, "observed_at": iso(now),
+                                                          "episode": self.episode}, source="rules")
+        return _with_id(event, self.event_id(rule, "alert.cleared"))
+
+
+def _with_id(event: Event, event_id: str | None) -> Event:
+    return event if event_id is None else event.model_copy(update={"id": event_id})

@@ -153,8 +153,11 @@ class RuleStore:
                 await conn.execute(delete(ri).where(ri.c.engine == engine,
                                                     tuple_(ri.c.rule_id, ri.c.instance).in_(chunk)))
             if w.outbox:
-                await conn.execute(ob.insert(), [{"id": i, "engine": engine, "seq": s, "event": e,
-                                                  "created_at": now} for i, s, e in w.outbox])
+                # alert event ids are deterministic: an engine deciding a transition that another one (the
+                # partition's previous owner) has in the outbox still, adds nothing; both copies are one event
+                await conn.execute(self._insert(ob).on_conflict_do_nothing(index_elements=[ob.c.id]),
+                                   [{"id": i, "engine": engine, "seq": s, "event": e, "created_at": now}
+                                    for i, s, e in w.outbox])
             for ids in _chunks(w.published, 500):
                 await conn.execute(delete(ob).where(ob.c.id.in_(ids)))
             ins = self._insert(eng)
