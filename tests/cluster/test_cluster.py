@@ -162,7 +162,8 @@ def test_three_nodes_join_kill_and_exactly_once_alerts(cluster: LocalCluster, pr
 
     # the IOC (on whichever node leads now) stored each raise once: 5 alerts per key, each opened once and cleared
     rows = asyncio.run(ioc_alerts(pg_url, pg_schema, 5 * len(KEYS)))
-    assert len(rows) == 5 * len(KEYS) and all(r["occurrences"] == 1 for r in rows)
+    assert len(rows) == 5 * len(KEYS) and all(r["occurrences"] == 1 for r in rows), \
+        asyncio.run(duplicate_report(pg_url, pg_schema, asyncio.run(alert_log(private_nats, 10**9, 0))))
     assert all(r["state"] not in ACTIVE for r in rows), {r["state"] for r in rows}
 
 
@@ -179,3 +180,27 @@ async def ioc_alerts(pg_url: str, schema: str, expected: int, timeout: float = 3
             await asyncio.sleep(0.5)
     finally:
         await conn.close()
+
+
+async def duplicate_report(pg_url: str, schema: str, log: list[tuple[str, str, str]]) -> str:
+    """On failure: the alert rows of the keys stored more than once (or updated), with the events behind them
+    and the alert events of those keys in the stream, so a failure says which mechanism duplicated them."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        rows = await conn.fetch(f'SELECT id, dedup_key, state, occurrences, last_event_id, observed_at, opened_at, '
+                                f'cleared_at FROM "{schema}".alerts WHERE rule_id = \'cluster-level\' ORDER BY id')
+    finally:
+        await conn.close()
+    per_key: dict[str, list[Any]] = defaultdict(list)
+    for r in rows:
+        per_key[r["dedup_key"]].append(r)
+    odd = {k: v for k, v in per_key.items() if len(v) != 5 or any(r["occurrences"] != 1 for r in v)}
+    lines = [f"{len(rows)} rows, {len(odd)} keys odd"]
+    for key, key_rows in list(odd.items())[:4]:
+        lines.append(f"{key}:")
+        lines += [f"  row {r['id']} {r['state']} occ={r['occurrences']} event={r['last_event_id']} "
+                  f"observed={r['observed_at']:%H:%M:%S} opened={r['opened_at']:%H:%M:%S.%f} "
+                  f"cleared={r['cleared_at'] and format(r['cleared_at'], '%H:%M:%S.%f')}" for r in key_rows]
+        subject = key.split(":", 1)[1]
+        lines.append(f"  stream: {[(k, i) for s, k, i in log if s == subject]}")
+    return "\n".join(lines)
