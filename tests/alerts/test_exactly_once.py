@@ -101,3 +101,15 @@ async def test_two_consumers_storing_one_episode_at_once_store_it_once(backend_i
         assert count == len(episodes)
     finally:
         await other_store.stop()
+
+
+async def test_a_raise_without_an_episode_redelivered_after_its_clear_opens_nothing(backend_ioc: Any) -> None:
+    """A producer that names no episode (a tourist's report, tracking): the last raise applied, redelivered
+    after the clear (JetStream past ack_wait), is recognised by its event id."""
+    service: AlertService = backend_ioc.ioc.alerts
+    plain = AlertRaised.model_validate(alert_payload(KEY))
+    assert (await service.raise_alert(plain, event_id="p1"))[0] == "opened"
+    assert await service.clear_by_key(cleared(None)) is not None
+    assert (await service.raise_alert(plain, event_id="p1"))[0] == "unchanged"
+    assert [r["state"] for r in await rows(backend_ioc)] == ["cleared"]
+    assert (await service.raise_alert(plain, event_id="p2"))[0] == "opened"    # a new raise: a new alert

@@ -11,7 +11,8 @@ unique on (``dedup_key``, ``episode``); a raise of an episode that is stored alr
 newer revision of an active alert, and never opens a second alert, so a redelivery after the clear (past
 ``ack_wait``, past JetStream's duplicate window) or the same transition decided twice (a partition's old owner
 still running after its lease moved) changes nothing. A clear naming an episode clears only that episode's
-alert. Raises without an episode keep the older guard: the active alert's ``last_event_id``.
+alert. Without an episode, a raise whose event id is the ``last_event_id`` of an alert of its key (in any state)
+changes nothing: a redelivery of the last raise applied is ignored even after the clear, an older one is not.
 
 Every change is announced live (``alert.changed`` on the bus, for SSE) and mirrored to MQTT
 ``citydata/alerts/<kind with dots as slashes>`` for integrators.
@@ -132,12 +133,18 @@ class AlertService:
         evidence = payload["evidence"]
 
         async def op(conn: AsyncConnection) -> tuple[str, int]:
-            # one statement (one snapshot): this episode's alert, whatever its state, and the active ones
+            # one statement (one snapshot): the active alerts, and whatever its state, this episode's alert and
+            # the alert this very event updated last (a redelivery after the clear must not open another)
             wanted = alerts.c.state.in_(ACTIVE)
             if raised.episode is not None:
                 wanted = or_(wanted, alerts.c.episode == raised.episode)
+            if event_id is not None:
+                wanted = or_(wanted, alerts.c.last_event_id == event_id)
             candidates = (await conn.execute(select(alerts).where(alerts.c.dedup_key == raised.dedup_key, wanted)
                                              .order_by(alerts.c.id.desc()))).mappings().all()
+            applied = next((r for r in candidates if event_id is not None and r["last_event_id"] == event_id), None)
+            if applied is not None:
+                return "unchanged", int(applied["id"])   # a redelivery of what we already applied
             same = next((r for r in candidates if raised.episode is not None and r["episode"] == raised.episode),
                         None)
             if same is not None and (same["state"] not in ACTIVE or stale(same["revision"], raised.revision)):
@@ -156,8 +163,6 @@ class AlertService:
                     dedup_key=raised.dedup_key, episode=raised.episode, state="open", occurrences=1,
                     opened_at=now, source=source[:100], evidence=merge_evidence([], evidence), **fields))
                 return "opened", new_id(result)
-            if event_id is not None and found["last_event_id"] == event_id:
-                return "unchanged", int(found["id"])     # a redelivery of what we already applied
             if raised.episode is not None:
                 fields["episode"] = raised.episode   # an active alert of another episode now stands for this one
             await conn.execute(alerts.update().where(alerts.c.id == found["id"]).values(
