@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import ColumnElement, and_, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.alerts.events import MAX_EVIDENCE, AlertCleared, AlertRaised
@@ -135,7 +135,7 @@ class AlertService:
         async def op(conn: AsyncConnection) -> tuple[str, int]:
             # one statement (one snapshot): the active alerts, and whatever its state, this episode's alert and
             # the alert this very event updated last (a redelivery after the clear must not open another)
-            wanted = alerts.c.state.in_(ACTIVE)
+            wanted: ColumnElement[bool] = alerts.c.state.in_(ACTIVE)
             if raised.episode is not None:
                 wanted = or_(wanted, alerts.c.episode == raised.episode)
             if event_id is not None:
