@@ -103,6 +103,7 @@ class AlertService:
         self.mqtt_publish = mqtt_publish
         self._consumer: Consumer | None = None
         self.mqtt_published = 0
+        self.duplicates_ignored = 0    # raises of an episode (or event) already stored: redelivered or decided twice
 
     async def start(self) -> None:
         self._consumer = await self.bus.consume("alerts", "alert.>", self._on_event, start="all")
@@ -179,7 +180,11 @@ class AlertService:
                 raise
             change, alert_id = await self.store.write(op)
         view = alert_view(await self._row(alert_id))
-        if change != "unchanged":
+        if change == "unchanged":
+            self.duplicates_ignored += 1
+            log.info("alert.raised %s (%s, episode %s) is stored already: ignored", event_id, raised.dedup_key,
+                     raised.episode)
+        else:
             await self.announce(change, view)
         return change, view
 
