@@ -307,6 +307,11 @@ class Settings(BaseModel):
     wifi_session_timeout_s: int = Field(7200, ge=60, title="WiFi session timeout (s)",
                                         description="An open session with no record for this long is closed at "
                                                     "its last record.")
+    wifi_max_open_sessions: int = Field(100_000, ge=1, title="WiFi sessions kept in memory",
+                                        description="Most open WiFi sessions tracked (and most closed ones "
+                                                    "remembered for repeats); past it the session heard from least "
+                                                    "recently is closed, ended by eviction (counted in "
+                                                    "citydata_wifi_session_evictions_total).")
     wifi_max_session_s: int = Field(86_400, ge=60, title="Longest WiFi session (s)",
                                     description="How far back a disassociation or Acct-Session-Time may reach.")
     wifi_max_skew_s: int = Field(300, ge=0, title="WiFi clock skew allowed (s)",
