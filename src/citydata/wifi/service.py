@@ -5,6 +5,10 @@ dropped here) → the session tracker (presence in memory) → ``wifi_events``. 
 dead-lettered (source ``wifi``) with its reason, MACs in it masked. Every ``wifi_flush_s`` the presence gathered
 is added to ``wifi_presence`` and the dirty hours are rebuilt; dirty days every ``wifi_daily_every_s``.
 
+Memory stays bounded: the tracker keeps at most ``wifi_max_open_sessions`` open sessions (and as many closed keys),
+evicting the least recently heard from (counted in ``citydata_wifi_session_evictions_total``), and the presence
+gathered between ticks is flushed early once it holds ``MAX_PRESENCE_BUFFER`` rows.
+
 Session state is in memory on the node that ingests (run the WiFi listeners and the ingest API on one node).
 After a restart an accounting session continues from its Acct-Session-Time; an association whose
 disassociation comes after the restart counts as a one-instant session.
@@ -41,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_REASONS = 100
+MAX_PRESENCE_BUFFER = 50_000     # presence rows gathered in memory before a flush is forced between ticks
 
 
 @dataclass
@@ -63,7 +68,8 @@ class WifiService:
                                     max_session_s=s.wifi_max_session_s)
         self.registry = HotspotRegistry(store, clock, geography)
         self.tracker = SessionTracker(lambda h: self.pseudo.period_of(hour_dt(h)),
-                                      timeout_s=s.wifi_session_timeout_s)
+                                      timeout_s=s.wifi_session_timeout_s, max_open=s.wifi_max_open_sessions)
+        self._evictions_seen = dict(self.tracker.evicted)
         self.rollups = Rollups(store, self.pseudo)
         self.ctx_tz = self.pseudo.tz
         self._lock = asyncio.Lock()
@@ -78,6 +84,13 @@ class WifiService:
                                     registry=r)
         self.rejected_total = Counter("citydata_wifi_rejected_total", "WiFi records dead-lettered, by reason code",
                                       ["reason"], registry=r)
+        self.evictions_total = Counter(
+            "citydata_wifi_session_evictions_total", "WiFi sessions evicted from memory at the "
+            "wifi_max_open_sessions cap: state=open (closed, ended by eviction; its presence is kept) or "
+            "state=closed (a closed session's key forgotten early: a later record of it counts as a new session)",
+            ["state"], registry=r)
+        for state in self.tracker.evicted:
+            self.evictions_total.labels(state)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self, *, timers: bool = True, listen: bool = True) -> None:
@@ -178,8 +191,17 @@ class WifiService:
                          "session_time_s": ev.session_time_s, "in_octets": _int32(ev.in_octets),
                          "out_octets": _int32(ev.out_octets), "fmt": ev.fmt, "received_at": now})
             self.events_total.labels(ev.fmt, channel, "yes" if ev.randomised else "no").inc()
+        self._count_evictions()
         await self.store.insert_rows(wifi_events, rows, conflict="error")
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
+        if len(self.tracker.delta) >= MAX_PRESENCE_BUFFER:       # a burst, or a rebuild holding the tick back
+            await self.flush(days=False, hours=False)
+
+    def _count_evictions(self) -> None:
+        for state, n in self.tracker.evicted.items():
+            if n > self._evictions_seen[state]:
+                self.evictions_total.labels(state).inc(n - self._evictions_seen[state])
+                self._evictions_seen[state] = n
 
     async def _reject(self, bad: list[tuple[int, str, str, str]], channel: str, result: IngestResult) -> None:
         result.rejected = len(bad)
@@ -239,6 +261,7 @@ class WifiService:
                 "events_24h": int(row["events"] or 0), "randomised_events_24h": int(row["rnd"] or 0),
                 "last_event_at": last.isoformat() if last else None, "open_sessions": len(self.tracker.open),
                 "dead_letters": dead, "repeats_ignored": self.tracker.repeats,
+                "max_open_sessions": self.tracker.max_open, "sessions_evicted": dict(self.tracker.evicted),
                 "rotation_days": self.pseudo.rotation_days,
                 "listener": self.listener.describe() if self.listener is not None else None}
 

@@ -11,6 +11,12 @@ A disassociation without an association is a session of one instant; a record of
 (up to its end) is a repeat and is ignored. Sessions silent for ``timeout_s`` are closed at their last record; a
 later Interim-Update / Stop / disassociation of such a session reopens it from where it was closed (its dwell is
 not counted twice, the session not again).
+
+Memory is bounded: at most ``max_open`` sessions are open (kept in the order they were last heard from) and at
+most ``max_open`` closed keys are remembered (in the order they closed). Past the cap the session heard from
+least recently is closed at what it covered, *ended by eviction* (its presence, already gathered, stays; a later
+record of it reopens it from there like one after silence), and the oldest closed key is forgotten (a later
+record of that session counts as a new session). Both are counted in ``evicted`` (``open`` / ``closed``).
 """
 
 from __future__ import annotations
@@ -49,19 +55,26 @@ class Presence:
 
 
 class SessionTracker:
-    def __init__(self, period_of_hour: Callable[[int], int], *, timeout_s: float = 7200.0) -> None:
+    def __init__(self, period_of_hour: Callable[[int], int], *, timeout_s: float = 7200.0,
+                 max_open: int = 100_000) -> None:
+        if max_open < 1:
+            raise ValueError("max_open must be at least 1")
         self.period_of_hour = period_of_hour
         self.timeout_s = timeout_s
-        self.open: dict[str, OpenSession] = {}
-        self.closed: dict[str, float] = {}           # recently closed session key -> its end (repeats)
+        self.max_open = max_open
+        self.open: dict[str, OpenSession] = {}       # least recently heard from first
+        self.closed: dict[str, float] = {}           # recently closed session key -> its end (repeats), oldest first
         self.delta: dict[PresenceKey, Presence] = {}
         self.repeats = 0
+        self.evicted = {"open": 0, "closed": 0}      # sessions closed by eviction, closed keys forgotten early
         self.unmapped = 0                            # hours whose period had no pseudonym (should not happen)
 
     def apply(self, ev: WifiEvent, zone: str, subdistrict: str) -> None:
         t = ev.at.timestamp()
         key = ev.session_key
-        st = self.open.get(key)
+        st = self.open.pop(key, None)
+        if st is not None:
+            self.open[key] = st                                  # most recently heard from: last to evict
         ended = self.closed.get(key)
         if st is None and ended is not None and t <= ended:
             self.repeats += 1
@@ -79,8 +92,8 @@ class SessionTracker:
         if st is None and ended is not None:
             # a record after the session was closed for silence: it was on all along; go on from its end
             st = OpenSession(ev.hotspot_id, zone, subdistrict, ev.randomised, ended, ended, ended, dict(ev.devices))
-            self.open[key] = st
             self.closed.pop(key, None)
+            self._add_open(key, st)
         elif st is None:
             start = t - (ev.session_time_s or 0)
             st = self._open(key, ev, zone, subdistrict, start)
@@ -92,16 +105,27 @@ class SessionTracker:
 
     def _open(self, key: str, ev: WifiEvent, zone: str, subdistrict: str, start: float) -> OpenSession:
         st = OpenSession(ev.hotspot_id, zone, subdistrict, ev.randomised, start, start, start, dict(ev.devices))
-        self.open[key] = st
+        self._add_open(key, st)
         hour = int(start // HOUR) * HOUR
         p = self._presence(st, hour)
         if p is not None:
             p.sessions += 1
         return st
 
+    def _add_open(self, key: str, st: OpenSession) -> None:
+        self.open[key] = st
+        while len(self.open) > self.max_open:                    # evict the session heard from least recently
+            old_key = next(iter(self.open))
+            self._close(old_key, self.open[old_key])
+            self.evicted["open"] += 1
+
     def _close(self, key: str, st: OpenSession) -> None:
         self.open.pop(key, None)
+        self.closed.pop(key, None)
         self.closed[key] = max(st.covered, st.last_seen)
+        while len(self.closed) > self.max_open:                  # forget the key that closed longest ago
+            del self.closed[next(iter(self.closed))]
+            self.evicted["closed"] += 1
 
     def _extend(self, st: OpenSession, t: float) -> None:
         st.last_seen = max(st.last_seen, t)

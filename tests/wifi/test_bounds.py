@@ -1,0 +1,90 @@
+"""Memory stays bounded with many more devices than the cap (issue 8): the session tracker keeps at most
+``wifi_max_open_sessions`` open sessions and closed keys, evicting the least recently heard from as a session
+ended by eviction (counted), and the footfall already gathered for an evicted session is kept."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+
+from citydata.clock import DrivenClock
+from citydata.wifi import service as wifi_service
+from citydata.wifi.model import WifiEvent
+from citydata.wifi.schema import wifi_presence
+from citydata.wifi.sessions import SessionTracker
+from tests.wifi.conftest import NOW, make_wifi
+
+T0 = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+CAP = 50
+N = 40 * CAP
+
+
+def ev(kind: str, n: int, seconds: float) -> WifiEvent:
+    return WifiEvent(at=T0 + timedelta(seconds=seconds), kind=kind, hotspot_id="wifi-kata-001",
+                     devices={0: f"d{n}"}, randomised=False, session_key=f"a{n}", session_time_s=None)
+
+
+def test_open_sessions_and_closed_keys_stay_under_the_cap_and_the_counts_stay_right() -> None:
+    tr = SessionTracker(lambda h: 0, timeout_s=7200, max_open=CAP)
+    for n in range(N):                        # N devices associate, one a second, none leaves
+        tr.apply(ev("start", n, n), "kata", "830106")
+        assert len(tr.open) <= CAP and len(tr.closed) <= CAP
+    assert tr.evicted["open"] == N - CAP
+    assert tr.evicted["closed"] == N - 2 * CAP  # the closed keys of the evicted: the latest CAP remembered
+    # every device was counted once, in the hour it came, whatever happened to its session since
+    assert {d for (_, _, d) in tr.delta} == {f"d{n}" for n in range(N)}
+    assert sum(p.sessions for p in tr.delta.values()) == N
+    # the session heard from most recently is still open; the last one evicted is remembered as closed
+    assert f"a{N - 1}" in tr.open and f"a{N - CAP - 1}" in tr.closed
+    before = {k: (p.sessions, p.dwell_s) for k, p in tr.delta.items()}
+    # an evicted session's disassociation, 10 minutes on: it goes on from where eviction closed it (at its
+    # start: an association covers only its own instant), one session still, 600 s of dwell added
+    n = N - CAP - 1
+    tr.apply(ev("stop", n, n + 600), "kata", "830106")
+    key = (int(T0.timestamp()), "wifi-kata-001", f"d{n}")
+    assert tr.delta[key].sessions == before[key][0] == 1
+    assert tr.delta[key].dwell_s == before[key][1] + 600
+    assert len(tr.open) <= CAP and len(tr.closed) <= CAP
+
+
+def test_a_session_heard_from_again_is_not_the_one_evicted() -> None:
+    tr = SessionTracker(lambda h: 0, max_open=2)
+    tr.apply(ev("start", 1, 0), "kata", "")
+    tr.apply(ev("start", 2, 1), "kata", "")
+    tr.apply(ev("interim", 1, 2), "kata", "")       # device 1 again: device 2 is now the least recently heard
+    tr.apply(ev("start", 3, 3), "kata", "")
+    assert list(tr.open) == ["a1", "a3"] and list(tr.closed) == ["a2"] and tr.evicted == {"open": 1, "closed": 0}
+
+
+async def test_service_bounds_sessions_counts_evictions_and_flushes_presence_early(
+        store: Any, backend_settings: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(wifi_service, "MAX_PRESENCE_BUFFER", 300)
+    clock = DrivenClock(NOW)
+    wifi = await make_wifi(store, clock, backend_settings, wifi_max_open_sessions=100)
+    hotspots = list(wifi.registry.by_id)[:50]
+    rng = random.Random(8)
+    macs: set[str] = set()
+    for _ in range(20):                                 # 2,000 new devices, 100 lines a request
+        lines = []
+        for _ in range(100):
+            mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
+            macs.add(mac)
+            lines.append(orjson.dumps({"event": "associate", "mac": mac, "hotspot_id": rng.choice(hotspots),
+                                       "time": clock.now().isoformat()}).decode())
+        result = await wifi.ingest_lines(lines, "jsonl", "http")
+        assert result.accepted == 100
+        assert len(wifi.tracker.open) <= 100 and len(wifi.tracker.closed) <= 100
+        assert len(wifi.tracker.delta) < 300            # flushed early, no timer running
+        clock.advance(1)
+    stats = await wifi.stats()
+    assert stats["open_sessions"] == 100 and stats["sessions_evicted"]["open"] == len(macs) - 100
+    registry = wifi.metrics.registry
+    assert registry.get_sample_value("citydata_wifi_session_evictions_total", {"state": "open"}) == len(macs) - 100
+    await wifi.flush()
+    row = await store.fetch_one(select(func.count(func.distinct(wifi_presence.c.device)).label("devices"),
+                                       func.sum(wifi_presence.c.sessions).label("sessions")))
+    assert row is not None and (row["devices"], row["sessions"]) == (len(macs), len(macs))
