@@ -31,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -51,9 +53,15 @@ import orjson
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, Server, create_streams, make_token, write_json
+from _common import REPO, Profiler, Server, create_streams, make_token, print_profile, write_json
+from citydata.sim.tourists import SARASIN_EXIT, SIGHTS, STAYS, TouristModel
 
-FEEDS = {"mqtt_sensors": 150.0, "http_sensors": 150.0, "reports": 1700.0, "wifi_lines": 2000.0, "cctv": 50.0}
+FEEDS = {"mqtt_sensors": 150.0, "http_sensors": 150.0, "pings": 1700.0, "reports": 2.0, "wifi_lines": 2000.0,
+         "cctv": 50.0}
+LEAVING_SHARE = 0.03   # of the travellers drive north over the Sarasin bridge into Phang Nga during the run
+DRIVE_M_S = 15.0       # their speed (54 km/h); the others walk around their beach, hotel or sight
+WALK_M_S = 1.4
+M_PER_DEG = 111_195.0
 WIFI_BATCH = 100
 KEEP_ALIVE_S = 4.0     # reuse an idle connection only this long (uvicorn closes them after 5 s)
 CATEGORIES = ["safety", "crime", "lost", "scam", "road", "flooding", "other"]
@@ -105,6 +113,7 @@ async def _paced(feed: Feed, stop: asyncio.Event, inflight_max: int, make: Calla
             feed.latencies.append(time.perf_counter() - started)
         else:
             feed.errors += 1
+            feed.first_error = feed.first_error or f"HTTP {status}"
 
     next_at = time.perf_counter()
     while not stop.is_set():
@@ -127,17 +136,22 @@ class _Conn:
         self.reader, self.writer = reader, writer
         self.complete = False
         self.keep_alive = False
+        self.body: list[bytes] = []
         self.last_used = time.monotonic()
         self.parser = httptools.HttpResponseParser(self)
 
     def on_headers_complete(self) -> None:   # httptools callbacks
         self.keep_alive = self.parser.should_keep_alive()   # (after the message it always says False)
 
+    def on_body(self, data: bytes) -> None:
+        self.body.append(data)
+
     def on_message_complete(self) -> None:
         self.complete = True
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bool]:
         self.complete = False
+        self.body = []
         self.writer.write(head + body)
         while not self.complete:
             data = await self.reader.read(65536)
@@ -160,8 +174,11 @@ class RawHTTP:
         self.idle: list[_Conn] = []
         self.opened = 0
 
-    async def post(self, path: str, body: bytes, content_type: str = "application/json") -> int:
-        head = (f"POST {path} HTTP/1.1\r\n{self.fixed}Content-Type: {content_type}\r\n"
+    async def post(self, path: str, body: bytes, content_type: str = "application/json", *,
+                   extra: str = "", answer: list[bytes] | None = None) -> int:
+        """POST ``body``; ``extra`` is more header lines (``Name: value\\r\\n``); the response body goes into
+        ``answer`` when one is given."""
+        head = (f"POST {path} HTTP/1.1\r\n{self.fixed}{extra}Content-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()
         conn = None
         while self.idle and conn is None:
@@ -175,6 +192,8 @@ class RawHTTP:
         try:
             async with asyncio.timeout(self.timeout):
                 status, keep = await conn.request(head, body)
+                if answer is not None:
+                    answer.extend(conn.body)
         except BaseException:
             conn.close()
             raise
@@ -191,14 +210,122 @@ class RawHTTP:
         self.idle = []
 
 
+@dataclass(slots=True)
+class Traveller:
+    auth: str                  # the device token's header line
+    lon: float
+    lat: float
+    leave_from_m: float | None = None   # leavers: where on SARASIN_EXIT they were when the load began
+    last_t: float = 0.0        # epoch seconds of the last fix sent (fix times only increase)
+    busy: bool = False         # a ping of this traveller is in flight (never two at once)
+
+
+def _along(route: list[tuple[float, float]], metres: float) -> tuple[float, float]:
+    """The point ``metres`` along a polyline (its end beyond it)."""
+    for a, b in itertools.pairwise(route):
+        kx = M_PER_DEG * math.cos(math.radians(a[1]))
+        seg = math.hypot((b[0] - a[0]) * kx, (b[1] - a[1]) * M_PER_DEG)
+        if metres <= seg:
+            f = metres / seg
+            return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
+        metres -= seg
+    return route[-1]
+
+
+class Travellers:
+    """A pool of tourists registered through the real flow (arrival at a checkpoint with an immigration token,
+    ``POST /tracking/enrol`` with the code), then pinging in turn with their device tokens: each ping is one
+    fix stamped with the wall clock, later than the traveller's previous one, at a position that moves at a
+    plausible speed (walking, or driving out of the province for ``LEAVING_SHARE`` of them)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.pool: list[Traveller] = []
+        self.cursor = 0
+        self.began = 0.0
+        self.items: dict[str, int] = {"accepted": 0, "duplicates": 0}   # per fix, from the 202 answers
+        self.registration_errors: dict[str, int] = {}
+
+    async def register(self, http: httpx.AsyncClient, n: int, concurrency: int = 16) -> float:
+        r = await http.post("/api/v1/tokens", json={"role": "immigration", "name": "load checkpoints"})
+        r.raise_for_status()
+        immigration = {"Authorization": f"Bearer {r.json()['token']}"}
+        model = TouristModel(11)
+        arrived = datetime.now(UTC) - timedelta(minutes=5)   # not overdue within the run (2 intervals + grace)
+        anchors = [(lon, lat) for lon, lat, _ in SIGHTS] + [xy for xy, _ in STAYS.values()]
+        sem = asyncio.Semaphore(concurrency)
+        started = time.perf_counter()
+
+        async def one(i: int) -> None:
+            tourist = model.new_tourist(0.0)
+            async with sem:
+                r = await http.post("/api/v1/tracking/arrivals", headers=immigration,
+                                    json=model.arrival_body(tourist, arrived))
+                if r.status_code != 201:
+                    key = f"arrival {r.status_code}"
+                    self.registration_errors[key] = self.registration_errors.get(key, 0) + 1
+                    return
+                r = await http.post("/api/v1/tracking/enrol", headers={"Authorization": ""},
+                                    json={"enrolment_code": r.json()["enrolment_code"]})
+                if r.status_code != 200:
+                    key = f"enrol {r.status_code}"
+                    self.registration_errors[key] = self.registration_errors.get(key, 0) + 1
+                    return
+            auth = f"Authorization: Bearer {r.json()['device_token']}\r\n"
+            if self.rng.random() < LEAVING_SHARE:    # somewhere on the road north, before or past the bridge
+                start = self.rng.uniform(0.0, 8000.0)
+                self.pool.append(Traveller(auth, *_along(SARASIN_EXIT, start), leave_from_m=start))
+            else:
+                lon, lat = self.rng.choice(anchors)
+                self.pool.append(Traveller(auth, lon + self.rng.gauss(0, 0.003), lat + self.rng.gauss(0, 0.003)))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        self.rng.shuffle(self.pool)
+        return time.perf_counter() - started
+
+    def next_fix(self) -> tuple[Traveller, bytes] | None:
+        """The next idle traveller in turn and its ping body, or None when every one has a ping in flight."""
+        for _ in range(len(self.pool)):
+            tr = self.pool[self.cursor % len(self.pool)]
+            self.cursor += 1
+            if not tr.busy:
+                break
+        else:
+            return None
+        now = time.time()
+        t = max(now, tr.last_t + 0.001)
+        if tr.leave_from_m is not None:
+            tr.lon, tr.lat = _along(SARASIN_EXIT, tr.leave_from_m + DRIVE_M_S * (now - self.began))
+        elif tr.last_t:
+            step = WALK_M_S * min(t - tr.last_t, 600.0) / M_PER_DEG
+            heading = self.rng.uniform(0, 2 * math.pi)
+            tr.lon += step * math.cos(heading) / math.cos(math.radians(tr.lat))
+            tr.lat += step * math.sin(heading)
+        tr.last_t = t
+        acc = self.rng.choice([5.0, 8.0, 12.0, 20.0, 35.0])
+        return tr, orjson.dumps({"pings": [{
+            "t": datetime.fromtimestamp(t, UTC).isoformat(), "lat": round(tr.lat, 6), "lon": round(tr.lon, 6),
+            "accuracy_m": acc, "battery": self.rng.randrange(15, 101), "source": "gps"}]})
+
+    def count(self, answer: bytes) -> None:
+        body = orjson.loads(answer)
+        self.items["accepted"] += int(body.get("accepted", 0))
+        self.items["duplicates"] += int(body.get("duplicates", 0))
+        for rej in body.get("rejected", []):
+            key = f"rejected {rej.get('code')}"
+            self.items[key] = self.items.get(key, 0) + 1
+
+
 class Sampler:
     def __init__(self, pid: int, base: str) -> None:
         self.proc = psutil.Process(pid)
+        self.me = psutil.Process()           # the load generator, on the same cores
         self.base = base
         self.rows: list[dict[str, Any]] = []
 
     async def run(self, stop: asyncio.Event) -> None:
         self.proc.cpu_percent(None)
+        self.me.cpu_percent(None)
         t0 = time.monotonic()
         async with httpx.AsyncClient(timeout=5) as http:
             while not stop.is_set():
@@ -214,7 +341,7 @@ class Sampler:
                 except psutil.Error:
                     break
                 self.rows.append({"t": round(time.monotonic() - t0, 1), "cpu_percent": cpu, "rss_mib": round(rss, 1),
-                                  "queues": depths})
+                                  "generator_cpu_percent": self.me.cpu_percent(None), "queues": depths})
 
 
 def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, title: str) -> None:
@@ -246,7 +373,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rates = {k: v * args.scale for k, v in FEEDS.items()}
     with tempfile.TemporaryDirectory(prefix="citydata-load-") as tmp:
         data = Path(tmp) / "data"
-        server = Server(data, CITYDATA_REPORTS_PER_CLIENT_HOUR="100000000")
+        # the geofence dwell shortened from 600 s so that the exits over the bridge are confirmed within the run
+        server = Server(data, CITYDATA_REPORTS_PER_CLIENT_HOUR="100000000", CITYDATA_TRACKING_DWELL_S="60")
         server.start()
         try:
             return await _drive(server, rates, args)
@@ -270,8 +398,11 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                                                          "lat": 7.89, "heading_deg": 0.0, "analytics": ["traffic"]})
             if r.status_code in (201, 409):
                 cameras.append(cam)
+        travellers = Travellers(random.Random(5))
+        registration_s = await travellers.register(http, args.travellers)
     feeds = {"mqtt_sensors": Feed("mqtt_sensors", rates["mqtt_sensors"]),
              "http_sensors": Feed("http_sensors", rates["http_sensors"]),
+             "pings": Feed("pings", rates["pings"]),
              "reports": Feed("reports", rates["reports"]),
              "wifi_lines": Feed("wifi_lines", rates["wifi_lines"], unit_per_request=WIFI_BATCH),
              "cctv": Feed("cctv", rates["cctv"])}
@@ -279,6 +410,10 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
         feeds.pop("wifi_lines")
     if not cameras:
         feeds.pop("cctv")
+    if not travellers.pool:
+        feeds.pop("pings")
+    for name in set(feeds) - set(args.feeds.split(",")) if args.feeds else ():
+        feeds.pop(name)
     rng = random.Random(7)
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
     seq = {"mqtt": 0, "http": 0}
@@ -286,7 +421,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
     mqtt_port = int(server.mqtt_url.rsplit(":", 1)[1])
     host, port = server.base.removeprefix("http://").rsplit(":", 1)
     # one client per feed, so no feed waits on another's connections
-    clients = {name: RawHTTP(host, int(port), headers) for name in feeds}
+    clients = {name: RawHTTP(host, int(port), {} if name == "pings" else headers) for name in feeds}  # pings: device
 
     quiet = logging.getLogger("load.mqtt")      # not a warning per publish beyond 10 in flight
     quiet.setLevel(logging.ERROR)
@@ -319,6 +454,21 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                 "category": rng.choice(CATEGORIES), "text": "jet ski operator asks for 30,000 baht for a scratch",
                 "lat": 7.89 + rng.uniform(-0.02, 0.02), "lon": 98.29 + rng.uniform(-0.02, 0.02), "lang": "en"}))
 
+        async def ping() -> int:
+            nxt = travellers.next_fix()
+            if nxt is None:
+                raise RuntimeError("every traveller has a ping in flight")
+            tr, body = nxt
+            tr.busy = True
+            answer: list[bytes] = []
+            try:
+                status = await clients["pings"].post("/api/v1/tracking/pings", body, extra=tr.auth, answer=answer)
+            finally:
+                tr.busy = False
+            if status == 202:
+                travellers.count(b"".join(answer))
+            return status
+
         async def wifi() -> int:
             now = int(time.time())
             lines = "\n".join(orjson.dumps({
@@ -336,26 +486,41 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                 body.update({"plate": f"กข{rng.randrange(10000):04d}", "province": "ภูเก็ต", "confidence": 0.9})
             return await clients["cctv"].post("/api/v1/vision/vendor/acme", orjson.dumps(body))
 
-        makers = {"mqtt_sensors": mqtt_obs, "http_sensors": http_obs, "reports": report, "wifi_lines": wifi,
-                  "cctv": cctv}
+        makers = {"mqtt_sensors": mqtt_obs, "http_sensors": http_obs, "pings": ping, "reports": report,
+                  "wifi_lines": wifi, "cctv": cctv}
         assert server.proc is not None
         sampler = Sampler(server.proc.pid, server.base)
         tasks = [asyncio.create_task(_paced(f, stop, args.inflight, makers[name])) for name, f in feeds.items()]
         sampling = asyncio.create_task(sampler.run(stop))
         started = time.monotonic()
-        await asyncio.sleep(args.duration)
+        travellers.began = time.time()
+        profiler = Profiler(server.proc.pid, args.profile or Path(), args.profile is not None)
+        with profiler:
+            await asyncio.sleep(args.duration)
         stop.set()
         await asyncio.gather(*tasks)
         seconds = time.monotonic() - started
         await sampling
+    async with httpx.AsyncClient(base_url=server.base, headers=headers, timeout=30) as http:
+        r = await http.get("/api/v1/tracking/attention")
+        attention = r.json() if r.status_code == 200 else {"error": r.status_code}
+    if args.profile is not None:
+        print_profile("server profile during the load (py-spy)", profiler.summary(), top=30)
     result = {"duration_s": round(seconds, 1), "scale": args.scale, "sensors": len(streams),
               "hotspots": len(hotspots), "cameras": len(cameras), "inflight_per_feed": args.inflight,
               "feeds": {name: f.summary(seconds) for name, f in feeds.items()},
               "http_connections_opened": {name: c.opened for name, c in clients.items() if c.opened},
+              "travellers": {"registered": len(travellers.pool), "registration_s": round(registration_s, 1),
+                             "registration_errors": travellers.registration_errors,
+                             "leaving": sum(t.leave_from_m is not None for t in travellers.pool),
+                             "fixes": travellers.items, "attention_after": _attention_counts(attention)},
               "samples": sampler.rows}
     cpu = [s["cpu_percent"] for s in sampler.rows]
     rss = [s["rss_mib"] for s in sampler.rows]
+    gen = [s["generator_cpu_percent"] for s in sampler.rows]
     result["server"] = {"cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                        "generator_cpu_percent_mean": round(sum(gen) / len(gen), 1) if gen else None,
+                        "load_average_end": [round(x, 2) for x in psutil.getloadavg()],
                         "rss_mib_first": rss[0] if rss else None, "rss_mib_last": rss[-1] if rss else None,
                         "rss_mib_max": max(rss) if rss else None,
                         "queue_depth_max": {k: max(s["queues"].get(k, 0.0) for s in sampler.rows)
@@ -374,11 +539,21 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                              f"{f['rejected_429_503']}, errors {f['errors']}, "
                              f"client behind {f['not_sent_client_behind']}"})
     srv = result["server"]
+    trv = result["travellers"]
     rows.append({"metric": "server CPU mean (%), RSS first -> last (max) MiB", "ours": srv["cpu_percent_mean"],
-                 "note": f"RSS {srv['rss_mib_first']} -> {srv['rss_mib_last']} (max {srv['rss_mib_max']}); "
+                 "note": f"load generator CPU {srv['generator_cpu_percent_mean']}%, load average at the end "
+                         f"{srv['load_average_end']}; {trv['registered']} travellers pinging in turn "
+                         f"({trv['leaving']} driving out over the Sarasin bridge), fixes {trv['fixes']}, "
+                         f"attention list after {trv['attention_after']}; "
+                         f"RSS {srv['rss_mib_first']} -> {srv['rss_mib_last']} (max {srv['rss_mib_max']}); "
                          f"max queue depths {srv['queue_depth_max']}; plot {result.get('png', '-')}"})
     result["summary"] = rows
     return result
+
+
+def _attention_counts(attention: dict[str, Any]) -> dict[str, Any]:
+    """What ``/tracking/attention`` lists after the run (travellers outside the province, overdue), counted."""
+    return {k: len(v) if isinstance(v, list) else v for k, v in attention.items()}
 
 
 def main() -> int:
@@ -386,9 +561,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load (default 600)")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 10 x peak rates")
     parser.add_argument("--sensors", type=int, default=300)
+    parser.add_argument("--travellers", type=int, default=3000, help="tourists registered and pinging in turn")
     parser.add_argument("--inflight", type=int, default=64, help="most requests in flight per feed")
     parser.add_argument("--png", type=Path, default=REPO / "bench" / "load.png")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--feeds", help="only these feeds, comma-separated (default all): " + ",".join(FEEDS))
+    parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server during the load")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     printable = {k: v for k, v in result.items() if k != "samples"}
