@@ -82,6 +82,7 @@ async def test_service_bounds_sessions_counts_evictions_and_flushes_presence_ear
         clock.advance(1)
     stats = await wifi.stats()
     assert stats["open_sessions"] == 100 and stats["sessions_evicted"]["open"] == len(macs) - 100
+    assert stats["early_presence_flushes"] > 0
     registry = wifi.metrics.registry
     assert registry.get_sample_value("citydata_wifi_session_evictions_total", {"state": "open"}) == len(macs) - 100
     await wifi.flush()

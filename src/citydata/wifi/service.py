@@ -7,7 +7,8 @@ is added to ``wifi_presence`` and the dirty hours are rebuilt; dirty days every 
 
 Memory stays bounded: the tracker keeps at most ``wifi_max_open_sessions`` open sessions (and as many closed keys),
 evicting the least recently heard from (counted in ``citydata_wifi_session_evictions_total``), and the presence
-gathered between ticks is flushed early once it holds ``MAX_PRESENCE_BUFFER`` rows.
+gathered between ticks is flushed early once it holds ``MAX_PRESENCE_BUFFER`` rows (if a rebuild holds the lock,
+at four times that).
 
 Session state is in memory on the node that ingests (run the WiFi listeners and the ingest API on one node).
 After a restart an accounting session continues from its Acct-Session-Time; an association whose
@@ -70,6 +71,7 @@ class WifiService:
         self.tracker = SessionTracker(lambda h: self.pseudo.period_of(hour_dt(h)),
                                       timeout_s=s.wifi_session_timeout_s, max_open=s.wifi_max_open_sessions)
         self._evictions_seen = dict(self.tracker.evicted)
+        self.early_flushes = 0        # presence flushes forced between ticks by MAX_PRESENCE_BUFFER
         self.rollups = Rollups(store, self.pseudo)
         self.ctx_tz = self.pseudo.tz
         self._lock = asyncio.Lock()
@@ -194,7 +196,12 @@ class WifiService:
         self._count_evictions()
         await self.store.insert_rows(wifi_events, rows, conflict="error")
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
-        if len(self.tracker.delta) >= MAX_PRESENCE_BUFFER:       # a burst, or a rebuild holding the tick back
+        # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a flush or rebuild holds the lock (then the
+        # tick takes it right after; waiting here would hold this request for the whole rebuild); past four times
+        # that the request waits for it anyway (memory stays bounded).
+        pending = len(self.tracker.delta)
+        if pending >= MAX_PRESENCE_BUFFER and (not self._lock.locked() or pending >= 4 * MAX_PRESENCE_BUFFER):
+            self.early_flushes += 1
             await self.flush(days=False, hours=False)
 
     def _count_evictions(self) -> None:
@@ -262,6 +269,7 @@ class WifiService:
                 "last_event_at": last.isoformat() if last else None, "open_sessions": len(self.tracker.open),
                 "dead_letters": dead, "repeats_ignored": self.tracker.repeats,
                 "max_open_sessions": self.tracker.max_open, "sessions_evicted": dict(self.tracker.evicted),
+                "early_presence_flushes": self.early_flushes,
                 "rotation_days": self.pseudo.rotation_days,
                 "listener": self.listener.describe() if self.listener is not None else None}
 
