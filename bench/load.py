@@ -40,7 +40,7 @@ kernel about each socket) for every request, the generator spent 80% of its CPU 
 backlog (seconds of "latency" while the server's event loop sat idle 56% of the time).
 
     .venv/bin/python bench/load.py [--duration 600] [--scale 1.0] [--travellers 3000] [--png bench/load.png]
-        [--json OUT] [--feeds pings,wifi_lines] [--profile OUT.txt]   # (py-spy on PATH)
+        [--json OUT] [--feeds pings,wifi_lines] [--profile OUT.txt (py-spy on PATH)] [--server-log FILE]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ import logging
 import math
 import random
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -397,6 +398,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             return await _drive(server, rates, args)
         finally:
             server.stop()
+            if args.server_log is not None:   # the temporary data directory goes away with its log
+                shutil.copyfile(data / f"server-{server.port}.log", args.server_log)
 
 
 async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespace) -> dict[str, Any]:
@@ -583,6 +586,7 @@ def main() -> int:
     parser.add_argument("--png", type=Path, default=REPO / "bench" / "load.png")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--feeds", help="only these feeds, comma-separated (default all): " + ",".join(FEEDS))
+    parser.add_argument("--server-log", type=Path, help="keep a copy of the server's log here")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of the server during the load")
     args = parser.parse_args()
     result = asyncio.run(run(args))
