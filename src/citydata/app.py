@@ -318,7 +318,8 @@ class Platform:
             w = self.store.writer
             out = {"bus_published": float(self.bus.stats.published),
                    "bus_dead_lettered": float(self.bus.stats.dead_lettered),
-                   "bus_slow_subscriber_drops": float(self.bus.stats.slow_subscriber_drops)}
+                   "bus_slow_subscriber_drops": float(self.bus.stats.slow_subscriber_drops),
+                   "bus_consumer_failures": float(self.bus.stats.consumer_failures)}
             if w is not None:
                 out.update({"store_commits": float(w.stats.commits), "store_rows": float(w.stats.rows),
                             "store_refused_rows": float(w.stats.refused), "store_retries": float(w.stats.retries)})

@@ -62,6 +62,7 @@ class BusStats:
     redelivered: int = 0
     dead_lettered: int = 0
     slow_subscriber_drops: int = 0
+    consumer_failures: int = 0          # consumer tasks that failed and were restarted (in-process bus)
     queue_depths: dict[str, int] = field(default_factory=dict)
 
 

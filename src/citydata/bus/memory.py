@@ -89,43 +89,92 @@ class _Subscriber(Subscription):
 
 
 class _Member(Consumer):
+    """One consumer of a group: a task that applies its queue in order.
+
+    The task is supervised: a failure that escapes the delivery loop (a ``CancelledError`` raised by the
+    handler while nobody cancelled the consumer, an error of the journal while dead-lettering, ...) is logged
+    with its traceback, counted (``BusStats.consumer_failures``) and the loop restarted after a short backoff,
+    with the delivery it had in hand handed to it again (at-least-once). Only ``close()`` (or a cancel of its
+    task from outside, as when the event loop shuts down: logged) ends a consumer."""
+
     def __init__(self, group: _Group, handler: Handler, index: int) -> None:
         self.group, self.handler = group, handler
         self.name = f"{group.name}#{index}"
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue(group.bus.queue_size)
-        self.task = asyncio.create_task(self._run(), name=f"bus-consumer-{self.name}")
+        self._in_hand: Delivery | None = None
+        self._closing = False
+        self._failures = 0          # consecutive failures (reset by a delivery handled to the end)
+        self.task = self._start()
+
+    def _start(self) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run(), name=f"bus-consumer-{self.name}")
+        task.add_done_callback(self._on_done)
+        return task
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        if self._closing:
+            return
+        if task.cancelled():   # cancelled from outside, not by close() (the event loop shutting down): no restart
+            log.warning("consumer %s cancelled without close(); it consumes no more", self.name)
+            return
+        bus = self.group.bus
+        bus.stats.consumer_failures += 1
+        self._failures += 1
+        err = task.exception()
+        delay = min(0.05 * 2 ** min(self._failures, 6), 2.0)
+        log.error("consumer %s failed (%r) with event %s in hand; restarting it in %.2f s (failure %d)",
+                  self.name, err, None if self._in_hand is None else self._in_hand.event.id, delay,
+                  bus.stats.consumer_failures, exc_info=err)
+        self.task = asyncio.create_task(self._restart(delay), name=f"bus-consumer-{self.name}")
+        self.task.add_done_callback(self._on_done)
+
+    async def _restart(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self._run()
 
     async def _run(self) -> None:
         bus = self.group.bus
         while True:
-            delivery = await self.queue.get()
-            try:
-                while True:
-                    try:
-                        await self.handler(delivery)
-                        bus.stats.delivered += 1
-                        break
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as err:
-                        if delivery.attempt >= self.group.max_attempts:
-                            bus.stats.dead_lettered += 1
-                            log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s",
-                                      self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
-                            if bus.journal is not None:
-                                await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
-                            break
-                        bus.stats.redelivered += 1
-                        delivery = Delivery(delivery.event, delivery.seq, delivery.attempt + 1, delivery.group)
-                        await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
-            finally:
-                self.queue.task_done()
+            if self._in_hand is not None:     # the delivery a failed loop had in hand: again, one attempt more
+                d = self._in_hand
+                delivery = Delivery(d.event, d.seq, d.attempt + 1, d.group)
+            else:
+                delivery = await self.queue.get()
+                self.queue.task_done()        # the queue counts waiting deliveries; the one in hand is ours
+            self._in_hand = delivery
+            while True:
+                try:
+                    await self.handler(delivery)
+                    bus.stats.delivered += 1
+                    break
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if self._closing or (task is not None and task.cancelling()):
+                        raise                 # close(): the event stays unacknowledged
+                    # the handler awaited something that was cancelled: a failure of this delivery, not a stop
+                    err: BaseException = RuntimeError("handler raised CancelledError")
+                except Exception as exc:
+                    err = exc
+                if delivery.attempt >= self.group.max_attempts:
+                    bus.stats.dead_lettered += 1
+                    log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s",
+                              self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
+                    if bus.journal is not None:
+                        await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
+                    break
+                bus.stats.redelivered += 1
+                delivery = Delivery(delivery.event, delivery.seq, delivery.attempt + 1, delivery.group)
+                self._in_hand = delivery
+                await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
             await self.group.acked(delivery.seq)
+            self._in_hand = None
+            self._failures = 0
 
     def pending(self) -> int:
         return self.queue.qsize()
 
     async def close(self) -> None:
+        self._closing = True
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
