@@ -208,3 +208,32 @@ async def test_a_write_bigger_than_the_buffer_is_taken_alone(tmp_path: Path) -> 
         assert await asyncio.wait_for(st.insert_rows(schema.observations, rows(2, 1)), STEP_S) == 1
     finally:
         await st.stop()
+
+
+async def test_the_platforms_own_big_write_waits_for_room_instead_of_being_refused(tmp_path: Path) -> None:
+    """Found in a full run: at start, the 1,000 seeded WiFi hotspots (a write bigger than a 100-row buffer) came
+    while another start-up write was buffered, were refused with "overloaded", and the platform did not start.
+    The platform's own writes (``wait=True``) wait for room; a client's write is refused as before."""
+    from citydata.clock import DrivenClock
+    from citydata.store import create_store, schema
+
+    def rows(stream: int, n: int) -> list[dict[str, object]]:
+        t0 = datetime(2026, 1, 1, tzinfo=UTC)
+        return [{"datastream_id": stream, "phenomenon_time": t0 + timedelta(seconds=i), "result_number": 1.0}
+                for i in range(n)]
+
+    st = create_store(make_settings(tmp_path, db_write_buffer=100, db_batch_ms=200.0), DrivenClock())
+    await st.start()
+    try:
+        first = asyncio.ensure_future(st.insert_rows(schema.observations, rows(1, 50)))
+        await asyncio.sleep(0)
+        with pytest.raises(Unavailable) as refused:  # a client's big write beside a buffered one: refused
+            await asyncio.wait_for(st.insert_rows(schema.observations, rows(2, 250)), STEP_S)
+        assert refused.value.code == "overloaded"
+        own = asyncio.ensure_future(st.insert_rows(schema.observations, rows(3, 250), wait=True))
+        await asyncio.sleep(0)
+        assert not own.done()  # waiting for the buffered write to commit, not refused
+        assert await asyncio.wait_for(first, STEP_S) == 50
+        assert await asyncio.wait_for(own, STEP_S) == 250
+    finally:
+        await st.stop()

@@ -195,17 +195,19 @@ class Store:
             return (await conn.execute(stmt)).scalar()
 
     # -- writes ----------------------------------------------------------------------------------------------
-    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False) -> Any:
+    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False, wait: bool = False) -> Any:
         """Run ``op(conn)`` in the writer's next transaction; returns its result once committed. ``heavy``: the
-        op may run long (rebuilds, purges); on SQLite it then runs off the event loop (``InlineConnection``)."""
+        op may run long (rebuilds, purges); on SQLite it then runs off the event loop (``InlineConnection``).
+        ``wait``: a full write buffer is waited out instead of refused (the platform's own writes)."""
         assert self.writer is not None, "store not started"
-        return await self.writer.write(op, rows, heavy=heavy)
+        return await self.writer.write(op, rows, heavy=heavy, wait=wait)
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]],
-                          conflict: ConflictMode = "ignore") -> int:
-        """Bulk insert through the writer (executemany / COPY); returns the count of new rows."""
+                          conflict: ConflictMode = "ignore", *, wait: bool = False) -> int:
+        """Bulk insert through the writer (executemany / COPY); returns the count of new rows. ``wait``: as for
+        :meth:`write`."""
         assert self.writer is not None, "store not started"
-        return await self.writer.insert_rows(table, rows, conflict)
+        return await self.writer.insert_rows(table, rows, conflict, wait=wait)
 
     async def execute(self, stmt: Executable, *, heavy: bool = False) -> Any:
         """One statement through the writer; returns the rowcount."""

@@ -167,6 +167,7 @@ class Writer:
         self.stats = WriterStats()
         self.available = True
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._room = asyncio.Event()  # set whenever buffered rows are settled (room may have been made)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._outage_since: float | None = None
@@ -214,18 +215,29 @@ class Writer:
         self.stats.buffered_rows += rows
         return asyncio.get_running_loop().create_future()
 
-    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False) -> Any:
+    async def _admit_when_room(self, rows: int, wait: bool) -> asyncio.Future[Any]:
+        """``_admit``; with ``wait``, a full buffer is waited out instead of refused (the platform's own writes:
+        seeding at start, timers), since there is no client to retry them."""
+        while True:
+            if not wait or self._closing or not self.stats.buffered_rows \
+                    or self.stats.buffered_rows + rows <= self.buffer_rows:
+                return self._admit(rows)
+            self._room.clear()
+            await self._room.wait()
+
+    async def write(self, op: WriteOp, rows: int = 1, *, heavy: bool = False, wait: bool = False) -> Any:
         """Run ``op(conn)`` in the next transaction. ``heavy``: it may run long (a rollup rebuild, a purge): on
-        SQLite its statements then run on the driver's thread instead of inline on the event loop."""
-        fut = self._admit(rows)
+        SQLite its statements then run on the driver's thread instead of inline on the event loop. ``wait``: wait
+        for room in a full buffer instead of raising ``overloaded`` (for the platform's own writes)."""
+        fut = await self._admit_when_room(rows, wait)
         self._queue.put_nowait(_Job(fut, rows, op=op, heavy=heavy))
         return await fut
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]],
-                          conflict: ConflictMode = "ignore") -> int:
+                          conflict: ConflictMode = "ignore", *, wait: bool = False) -> int:
         """Insert rows; returns how many were new (conflicting rows are ignored, or raise ``Conflict``).
 
-        Every row must have the same keys (the columns to insert)."""
+        Every row must have the same keys (the columns to insert). ``wait``: as for :meth:`write`."""
         if not rows:
             return 0
         records = list(rows)
@@ -238,7 +250,7 @@ class Writer:
                                    code="invalid_rows")
         columns = tuple(keys)
         prepared = self.bulk.prepare(table, columns, records)
-        fut = self._admit(len(records))
+        fut = await self._admit_when_room(len(records), wait)
         self._queue.put_nowait(_Job(fut, len(records), table=table, records=prepared, columns=columns,
                                     conflict=conflict))
         return int(await fut)
@@ -335,6 +347,8 @@ class Writer:
             return
 
     def _settle(self, job: _Job, *, value: Any = None, exc: BaseException | None = None) -> None:
+        if job.rows:
+            self._room.set()
         if job.future.done():
             if job.rows:
                 self.stats.buffered_rows -= job.rows

@@ -83,7 +83,7 @@ class HotspotRegistry:
                          "zone": r["zone"], "subdistrict_code": r["subdistrict_code"] or None,
                          "operator": r["operator"], "ap_mac": None, "active": True, "created_at": now,
                          "updated_at": now} for r in seed_rows()]
-                await self.store.insert_rows(wifi_hotspots, rows)
+                await self.store.insert_rows(wifi_hotspots, rows, wait=True)  # at start: no client to retry
                 seeded = True
             await self.store.set_meta(SEEDED_KEY, True)
         self.by_id = {r["id"]: dict(r) for r in await self.store.fetch_all(select(wifi_hotspots))}
