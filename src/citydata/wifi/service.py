@@ -184,6 +184,7 @@ class WifiService:
             return
         now = self.clock.now()
         rows = []
+        counts: dict[tuple[str, bool], int] = {}
         for ev, hs in events:
             sub = hs["subdistrict_code"] or ""
             self.tracker.apply(ev, hs["zone"], sub)
@@ -192,9 +193,14 @@ class WifiService:
                          "device": ev.devices[self.pseudo.period_of(ev.at)], "randomised": ev.randomised,
                          "session_time_s": ev.session_time_s, "in_octets": _int32(ev.in_octets),
                          "out_octets": _int32(ev.out_octets), "fmt": ev.fmt, "received_at": now})
-            self.events_total.labels(ev.fmt, channel, "yes" if ev.randomised else "no").inc()
+            key = (ev.fmt, ev.randomised)
+            counts[key] = counts.get(key, 0) + 1
         self._count_evictions()
         await self.store.insert_rows(wifi_events, rows, conflict="error")
+        # counted once committed, one labelled child per format/randomised pair (a labels() lookup per line was
+        # 12% of the server's busy time under the load test)
+        for (fmt, randomised), n in counts.items():
+            self.events_total.labels(fmt, channel, "yes" if randomised else "no").inc(n)
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
         # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a flush or rebuild holds the lock (then the
         # tick takes it right after; waiting here would hold this request for the whole rebuild); past four times
