@@ -47,6 +47,7 @@ from citydata.tracking.arrivals import iso
 from citydata.tracking.geofence import FenceState, Fix, Transition
 from citydata.tracking.overdue import OverdueMonitor
 from citydata.tracking.schema import tracking_fence_state, tracking_pings, tracking_travellers
+from citydata.tracking.state import last_seen_row
 
 if TYPE_CHECKING:
     from citydata.bus import Consumer, Delivery
@@ -357,11 +358,7 @@ class TrackingPartition:
             rt = self.travellers.get(tid)
             if rt is None:
                 continue
-            fix = rt.last_fix
-            seen.append({"b_tid": tid, "b_last_t": _dt(fix.t) if fix else None, "b_lat": fix.lat if fix else None,
-                         "b_lon": fix.lon if fix else None, "b_acc": fix.acc if fix else None,
-                         "b_report": _dt(rt.last_report) if rt.last_report else None,
-                         "b_overdue": _dt(rt.overdue_since) if rt.overdue_since else None})
+            seen.append(last_seen_row(rt))
         store = self.svc.store
         t, p = tracking_travellers, tracking_pings
         seen_stmt = update(t).where(t.c.traveller_id == bindparam("b_tid")).values(

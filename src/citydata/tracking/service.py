@@ -58,7 +58,7 @@ from citydata.tracking.schema import (
     tracking_travellers,
     tracking_zones,
 )
-from citydata.tracking.state import Runtime, load_runtimes
+from citydata.tracking.state import Runtime, last_seen_row, load_runtimes
 from citydata.tracking.zones import add_zone, delete_zone, list_zones
 
 if TYPE_CHECKING:
@@ -535,11 +535,7 @@ class TrackingService:
             rt = self.travellers.get(tid)
             if rt is None:
                 continue
-            fix = rt.last_fix
-            rows.append({"b_tid": tid, "b_last_t": _dt(fix.t) if fix else None, "b_lat": fix.lat if fix else None,
-                         "b_lon": fix.lon if fix else None, "b_acc": fix.acc if fix else None,
-                         "b_report": _dt(rt.last_report) if rt.last_report else None,
-                         "b_overdue": _dt(rt.overdue_since) if rt.overdue_since else None})
+            rows.append(last_seen_row(rt))
         if not rows:
             return 0
         t = tracking_travellers

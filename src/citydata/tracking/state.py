@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -33,6 +33,19 @@ class Runtime:
     last_fix: Fix | None = None
     last_report: float | None = None
     overdue_since: float | None = None
+
+
+def _dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+def last_seen_row(rt: Runtime) -> dict[str, Any]:
+    """The traveller's last-seen columns as bind parameters (``b_*``) for the batched last-seen update."""
+    fix = rt.last_fix
+    return {"b_tid": rt.traveller_id, "b_last_t": _dt(fix.t) if fix else None, "b_lat": fix.lat if fix else None,
+            "b_lon": fix.lon if fix else None, "b_acc": fix.acc if fix else None,
+            "b_report": _dt(rt.last_report) if rt.last_report else None,
+            "b_overdue": _dt(rt.overdue_since) if rt.overdue_since else None}
 
 
 async def load_runtimes(store: Store, home_id: str, fence_ids: set[str], keep: Callable[[str], bool] | None = None,
