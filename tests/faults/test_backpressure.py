@@ -184,17 +184,19 @@ async def _overload_and_recover(p: Platform, http: httpx.AsyncClient, db_schema:
     await step("start the private PostgreSQL", asyncio.to_thread(private_pg.start), 90)
 
 
+def rows(stream: int, n: int) -> list[dict[str, object]]:
+    """``n`` observations of one datastream, a second apart."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    return [{"datastream_id": stream, "phenomenon_time": t0 + timedelta(seconds=i), "result_number": 1.0}
+            for i in range(n)]
+
+
 async def test_a_write_bigger_than_the_buffer_is_taken_alone(tmp_path: Path) -> None:
     """Found by the test above: with ``db_write_buffer`` below the size of one write (the 222 reference places
     at start), that write was refused with "overloaded, retry later" for ever, even with the buffer empty, and
     the platform could not start. Now it is admitted alone; beside it, others are refused as before."""
     from citydata.clock import DrivenClock
     from citydata.store import create_store, schema
-
-    def rows(stream: int, n: int) -> list[dict[str, object]]:
-        t0 = datetime(2026, 1, 1, tzinfo=UTC)
-        return [{"datastream_id": stream, "phenomenon_time": t0 + timedelta(seconds=i), "result_number": 1.0}
-                for i in range(n)]
 
     st = create_store(make_settings(tmp_path, db_write_buffer=100, db_batch_ms=200.0), DrivenClock())
     await st.start()
@@ -216,11 +218,6 @@ async def test_the_platforms_own_big_write_waits_for_room_instead_of_being_refus
     The platform's own writes (``wait=True``) wait for room; a client's write is refused as before."""
     from citydata.clock import DrivenClock
     from citydata.store import create_store, schema
-
-    def rows(stream: int, n: int) -> list[dict[str, object]]:
-        t0 = datetime(2026, 1, 1, tzinfo=UTC)
-        return [{"datastream_id": stream, "phenomenon_time": t0 + timedelta(seconds=i), "result_number": 1.0}
-                for i in range(n)]
 
     st = create_store(make_settings(tmp_path, db_write_buffer=100, db_batch_ms=200.0), DrivenClock())
     await st.start()
