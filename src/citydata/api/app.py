@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citydata import __version__
+from citydata.api.hot_routes import HotRoutes, route_objects_of
 from citydata.api.problems import document_problems, install_problem_handlers
 from citydata.ops.metrics import Metrics
 
@@ -90,7 +91,8 @@ class MetricsMiddleware:
             latency.observe(time.perf_counter() - started)
 
 
-def create_app(platform: Platform) -> FastAPI:
+def create_app(platform: Platform, *, hot_routes: bool = True) -> FastAPI:
+    """The HTTP API. ``hot_routes=False`` serves every route through FastAPI's router (the parity tests)."""
     from citydata.api.routes import (
         admin,
         agencies,
@@ -122,11 +124,6 @@ def create_app(platform: Platform) -> FastAPI:
     app.state.platform = platform
     install_problem_handlers(app)
     document_problems(app)
-    if platform.settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=platform.settings.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
-    app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
-
     # the SensorThings router first: most traffic goes there, and its paths only match under /v1.1
     routers = [m.router for m in (sensorthings, ops, auth, devices, geography, sensors, rules, alerts, incidents,
                                   agencies, cap, stream, tracking, admin, reports, web, cameras, vision)]
@@ -135,4 +132,12 @@ def create_app(platform: Platform) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests
+    # middlewares, innermost first: the hot ingest route ahead of the router, CORS, the request metrics
+    if hot_routes:
+        app.add_middleware(HotRoutes, platform=platform, routes=tracking.HOT_ROUTES,
+                           route_objects=route_objects_of(routers))
+    if platform.settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=platform.settings.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
+    app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
     return app

@@ -26,16 +26,21 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def citydata_problem(err: CityDataError, path: str) -> Response:
+    """The answer to a platform error: its problem document, Retry-After on 429/503, the auth challenge on 401."""
+    headers: dict[str, str] = {}
+    retry = err.extra.get("retry_after")
+    if retry is not None:
+        headers["Retry-After"] = str(int(retry))
+    if err.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="citydata", Basic realm="citydata"'
+    return problem_response(err.problem(path), headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(CityDataError)
     async def _citydata(request: Request, err: CityDataError) -> Response:
-        headers: dict[str, str] = {}
-        retry = err.extra.get("retry_after")
-        if retry is not None:
-            headers["Retry-After"] = str(int(retry))
-        if err.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="citydata", Basic realm="citydata"'
-        return problem_response(err.problem(request.url.path), headers)
+        return citydata_problem(err, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError) -> Response:

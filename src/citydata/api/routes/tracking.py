@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from citydata.api.deps import Allowed, PlatformDep, client_key, resolve_principal
+from citydata.api.hot_routes import HotRoute
 from citydata.auth import Principal, roles_for
 from citydata.errors import Unavailable, ValidationFailed
 from citydata.tracking.arrivals import ArrivalIn, ArrivalOut, DepartureIn, EnrolIn, EnrolOut, ZoneIn
@@ -108,6 +109,11 @@ _PINGS_BODY = {"requestBody": {"required": True, "content": {"application/json":
                          "stored flagged and listed as rejected (code impossible_speed).")
 async def pings(request: Request, platform: PlatformDep,
                 caller: Annotated[Principal, Allowed("tracking.ping")]) -> PingsAccepted:
+    return await accept_pings(platform, caller, request)
+
+
+async def accept_pings(platform: Platform, caller: Principal, request: Request) -> PingsAccepted:
+    """The pings handler; also served by ``citydata.api.hot_routes`` ahead of the router (the hottest route)."""
     service = tracking_of(platform)
     traveller_id = await service.traveller_for(caller)
     raw = await request.body()
@@ -116,6 +122,9 @@ async def pings(request: Request, platform: PlatformDep,
     except orjson.JSONDecodeError as err:
         raise ValidationFailed("the body is not JSON", code="invalid_body") from err
     return await service.report(traveller_id, body)
+
+
+HOT_ROUTES = [HotRoute("POST", "/api/v1/tracking/pings", "tracking.ping", 202, accept_pings)]
 
 
 # -- the 191 view ------------------------------------------------------------------------------------------------
