@@ -68,11 +68,16 @@ async def test_share_takeover_and_join(nats_url: str) -> None:
 
         # "a" is killed: it stops renewing without releasing anything
         ma, _ = nodes["a"]
+        a_terms = dict(ma.terms)
         for task in ma._tasks:
             task.cancel()
         killed_at = time.monotonic()
         await until(lambda: nodes["b"][1].held == set(range(8)) and nodes["b"][1].leading)
         assert time.monotonic() - killed_at > 1.0    # only after the lease expired
+        # each takeover's fencing token is above the dead owner's (its checkpoints would now be refused)
+        mb = nodes["b"][0]
+        assert a_terms and all(mb.terms[k] > t for k, t in a_terms.items())
+        assert mb.leader_term is not None and ma.leader_term is not None and mb.leader_term > ma.leader_term
 
         await join("c")
         await until(lambda: shared(["b", "c"]))

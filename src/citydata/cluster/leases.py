@@ -32,6 +32,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import nats.js.errors
@@ -77,7 +78,10 @@ class Membership:
         self.on_acquire, self.on_release, self.on_leader = on_acquire, on_release, on_leader
         self.on_lost = on_lost or on_release
         self.owned: dict[int, int] = {}       # partition -> lease revision
+        self.terms: dict[int, int] = {}       # partition -> fencing token of this node's term (fencing_token)
         self.leader_rev: int | None = None
+        self.leader_term: int | None = None
+        self.epoch = 0                        # the bucket's creation time (s): orders terms across a NATS reset
         self.live: dict[str, dict[str, Any]] = {}
         self.stats = MembershipStats()
         self._kv: KeyValue | None = None
@@ -104,7 +108,7 @@ class Membership:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self._kv = await self.kv_factory(self.bucket, self.lease_s)
+        await self._open()
         await self.renew()
         await self.round()
         self._tasks = [asyncio.create_task(self._loop(self.renew), name="cluster-renew"),
@@ -126,6 +130,10 @@ class Membership:
             with contextlib.suppress(Exception):
                 await self._kv.delete(f"node.{self.node_id}")
 
+    async def _open(self) -> None:
+        self._kv = await self.kv_factory(self.bucket, self.lease_s)
+        self.epoch = await bucket_epoch(self._kv)
+
     async def _loop(self, step: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(self.period_s)
@@ -146,6 +154,7 @@ class Membership:
                 except nats.js.errors.KeyWrongLastSequenceError:
                     if self.owned.get(k) == rev:   # (not released meanwhile)
                         del self.owned[k]
+                        self.terms.pop(k, None)
                         self.stats.lost += 1
                         self._note(f"partition {k}: lease lost; work stopped")
                         await self._guard(self.on_lost(k))
@@ -171,13 +180,13 @@ class Membership:
             self.stats.failed_rounds += 1
             log.warning("cluster lease renewal failed (%s: %s)", type(err).__name__, err)
             with contextlib.suppress(Exception):   # the bucket may be gone (NATS lost its state): recreate it
-                self._kv = await self.kv_factory(self.bucket, self.lease_s)
+                await self._open()
             if time.monotonic() - self._last_ok > 0.6 * self.lease_s:
                 await self._fence()
 
     async def _fence(self) -> None:
         """We could not renew in time: stop our work before anyone else may take it."""
-        lost, self.owned = sorted(self.owned), {}
+        lost, self.owned, self.terms = sorted(self.owned), {}, {}
         for k in lost:
             self._note(f"partition {k}: lease not renewed in time, work stopped")
             self.stats.lost += 1
@@ -217,6 +226,7 @@ class Membership:
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue    # still held (its owner is releasing it, or is dead and the lease not yet expired)
             self.owned[k] = rev
+            self.terms[k] = fencing_token(self.epoch, rev)
             self.stats.acquired += 1
             self._note(f"partition {k}: taken")
             taken.append(k)
@@ -233,7 +243,7 @@ class Membership:
             rev = await kv.create(LEADER, self.node_id.encode())
         except nats.js.errors.KeyWrongLastSequenceError:
             return
-        self.leader_rev = rev
+        self.leader_rev, self.leader_term = rev, fencing_token(self.epoch, rev)
         self.stats.leader_terms += 1
         self._note("leader lease taken")
         try:
@@ -264,6 +274,7 @@ class Membership:
     async def _release(self, k: int) -> None:
         rev = self.owned.pop(k, None)
         await self._guard(self.on_release(k))
+        self.terms.pop(k, None)
         self.stats.released += 1
         self._note(f"partition {k}: released")
         if rev is not None:
@@ -294,6 +305,24 @@ class Membership:
                 if entry.value:
                     out[k] = entry.value.decode()
         return out
+
+
+def fencing_token(epoch: int, revision: int) -> int:
+    """The fencing token of a term that began with the lease written at ``revision`` (``citydata.store.fencing``).
+
+    Revisions are the sequence numbers of the bucket's stream, so a later takeover always has a higher one; the
+    bucket's creation time in the high bits keeps tokens growing when NATS lost its state and the bucket was
+    created again (its sequence restarts at 1)."""
+    return (epoch << 32) + revision
+
+
+async def bucket_epoch(kv: KeyValue) -> int:
+    """The creation time of the bucket's stream, in whole seconds since 1970."""
+    created = (await kv.status()).stream_info.created
+    if isinstance(created, str):    # (nats-py parses it; older versions gave the RFC 3339 text)
+        created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    assert isinstance(created, datetime), created
+    return int(created.timestamp())
 
 
 def kv_config(bucket: str, lease_s: float) -> KeyValueConfig:

@@ -89,21 +89,24 @@ class ClusterNode:
             await tracking.stop()
 
     # -- partition work --------------------------------------------------------------------------------------
-    def _engine(self, name: str, group: str, scope: str, partition: int | None) -> RulesEngine:
+    def _engine(self, name: str, group: str, scope: str, partition: int | None, fence: int | None
+                ) -> RulesEngine:
         p = self.platform
         rules = p.rules
         assert rules is not None
-        options = replace(rules.options, name=name, group=group, scope=scope, partition=partition)
+        options = replace(rules.options, name=name, group=group, scope=scope, partition=partition, fence=fence)
         return RulesEngine(p.store, p.bus, p.clock, catalogue=rules.catalogue, geography=p.geography,
                            options=options)
 
     async def _acquire(self, k: int) -> None:
-        engine = self._engine(f"p{k}", RULES_GROUP, "local", k)
+        # the term's fencing token: once this node has claimed it, the previous owner can write no checkpoint
+        fence = self.membership.terms.get(k)
+        engine = self._engine(f"p{k}", RULES_GROUP, "local", k, fence)
         await engine.start()        # restores checkpoint p<k>, then resumes the durable consumer
         self.engines[k] = engine
         tracking = self.platform.tracking
         if tracking is not None:
-            part = TrackingPartition(tracking, k)
+            part = TrackingPartition(tracking, k, fence=fence)
             await part.start()      # its travellers' state from the store, then resumes its durable consumer
             self.tracking[k] = part
 
@@ -138,7 +141,7 @@ class ClusterNode:
         # replayed after its clear would open the alert again)
         for group, pattern in SINGLETON_GROUPS:
             await p.bus.resume_at(group, pattern, after=None)
-        self.global_engine = self._engine("global", GLOBAL_GROUP, "global", None)
+        self.global_engine = self._engine("global", GLOBAL_GROUP, "global", None, self.membership.leader_term)
         await self.global_engine.start()
         self.leader_parts.append("global")
         if p.settings.tracking_direct_alerts and p.tracking is not None:

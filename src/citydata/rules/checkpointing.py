@@ -21,6 +21,7 @@ from citydata.rules.evaluation import Evaluator, log
 from citydata.rules.instance import Instance
 from citydata.rules.options import EngineOptions, ReplayJournal
 from citydata.rules.store import CheckpointWrite, RuleStore
+from citydata.store.fencing import Fenced, claim
 
 if TYPE_CHECKING:
     from citydata.geo import Geography
@@ -42,9 +43,16 @@ class CheckpointedEvaluator(Evaluator):
         self._committed_seq = 0
         self._publish_q: asyncio.Queue[list[Event]] = asyncio.Queue()
         self._abandoned = False
+        self._fenced: asyncio.Task[None] | None = None   # abandoning after a newer owner refused a checkpoint
+
+    async def abandon(self) -> None:
+        """Stop at once without writing a checkpoint (``RulesEngine``, which consumes, implements it)."""
+        raise NotImplementedError
 
     # -- restore ---------------------------------------------------------------------------------------------
     async def _restore(self) -> None:
+        if self.options.fence is not None:   # a takeover: from now on the previous owner can write nothing
+            await claim(self.store, f"rules:{self.options.name}", self.options.fence)
         cp = await self.rules_store.load_checkpoint(self.options.name)
         if cp.seq is None:
             self.seq = await self.journal.last_seq() if self.journal is not None else 0
@@ -109,7 +117,8 @@ class CheckpointedEvaluator(Evaluator):
                  "stats": asdict(self.stats),
                  "buffer": [[t, s, e.model_dump(mode="json")] for t, _, s, _, e in sorted(self._buffer)]}
         write = CheckpointWrite(self.seq, orjson.dumps(state).decode(), upserts, removals,
-                                [(e.id, self.seq, e.model_dump_json()) for e in out], list(self._published))
+                                [(e.id, self.seq, e.model_dump_json()) for e in out], list(self._published),
+                                self.options.fence)
         self._dirty, self._removed, self._published = set(), set(), []
         self._since_checkpoint = 0
         return write, out
@@ -161,6 +170,10 @@ class CheckpointedEvaluator(Evaluator):
                     self._alert_waiting.clear()
             except asyncio.CancelledError:
                 raise
+            except Fenced as err:
+                log.error("rules engine %s: %s; giving the partition up", self.options.name, err.message)
+                self._fenced = asyncio.create_task(self.abandon(), name=f"rules-fenced-{self.options.name}")
+                return
             except Exception as err:
                 log.warning("rules checkpoint failed (%s); retrying", type(err).__name__)
                 await asyncio.sleep(0.5)

@@ -63,6 +63,7 @@ from citydata.rules.evaluation import log
 from citydata.rules.instance import Instance
 from citydata.rules.options import EngineOptions, EngineStats, ReplayJournal
 from citydata.rules.selector import OBSERVATION
+from citydata.store.fencing import Fenced
 
 if TYPE_CHECKING:
     from citydata.geo import Geography
@@ -117,7 +118,12 @@ class RulesEngine(CheckpointedEvaluator):
             await self._consumer.close()
             self._consumer = None
         self._running = False
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except Fenced as err:   # a newer owner has the partition: its checkpoint stands, ours is dropped
+            log.error("rules engine %s: %s; stopping without a checkpoint", self.options.name, err.message)
+            await self.abandon()
+            return
         await self._publish_q.join()
         for task in self._tasks:
             task.cancel()

@@ -25,6 +25,7 @@ class EngineOptions:
     min_checkpoint_s: float = 0.5     # real seconds between checkpoints (coalesces alerts under load)
     scope: str = "all"                # all rules; "local": per-key rules only; "global": the others
     partition: int | None = None      # consume only this bus partition (scope "local")
+    fence: int | None = None          # this owner's fencing token (cluster): a newer owner's refuses our writes
 
 
 def in_scope(rule: Rule, scope: str) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.errors import NotFound
 from citydata.rules import schema as t
+from citydata.store.fencing import check_fence
 
 if TYPE_CHECKING:
     from citydata.store import Store
@@ -42,6 +43,7 @@ class CheckpointWrite:
     removals: list[tuple[str, str]]
     outbox: list[tuple[str, int, str]]          # id, seq, event json
     published: list[str]
+    fence: int | None = None                    # the owner's fencing token (citydata.store.fencing)
 
 
 class RuleStore:
@@ -141,6 +143,8 @@ class RuleStore:
         ri, ob, eng = t.rule_instances, t.rule_outbox, t.rule_engine
 
         async def op(conn: AsyncConnection) -> None:
+            if w.fence is not None:     # refused (Fenced, rolled back) once a newer owner took the partition
+                await check_fence(conn, self.store.clock, f"rules:{engine}", w.fence)
             if w.upserts:
                 ins = self._insert(ri)
                 stmt = ins.on_conflict_do_update(

@@ -43,6 +43,7 @@ from citydata.cluster.partition import partition_of
 from citydata.errors import CityDataError
 from citydata.events import Event, make_event
 from citydata.store import schema as store_schema
+from citydata.store.fencing import Fenced, check_fence, claim
 from citydata.tracking.arrivals import iso
 from citydata.tracking.geofence import FenceState, Fix, Transition
 from citydata.tracking.overdue import OverdueMonitor
@@ -81,8 +82,8 @@ def _dt(value: float) -> datetime:
 class TrackingPartition:
     """The geofence and the silent-tracker timer of the travellers of one partition."""
 
-    def __init__(self, service: TrackingService, partition: int) -> None:
-        self.svc, self.k = service, partition
+    def __init__(self, service: TrackingService, partition: int, *, fence: int | None = None) -> None:
+        self.svc, self.k, self.fence = service, partition, fence
         self.meta_key = f"tracking:p{partition}"
         self.travellers: dict[str, Runtime] = {}
         self.monitor = OverdueMonitor(service.monitor.limit_s, self._last_report_of)
@@ -99,12 +100,15 @@ class TrackingPartition:
         self._restart_task: asyncio.Task[None] | None = None
         self._broken = False
         self._stopped = False
+        self._halting: asyncio.Task[None] | None = None   # giving the partition up (a newer owner fenced us)
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Rebuild the state from the store, reposition the group after the committed position, consume."""
         svc, bus = self.svc, self.svc.bus
         self._reset()
+        if self.fence is not None:   # a takeover: from now on the previous owner can commit nothing
+            await claim(svc.store, self.meta_key, self.fence)
         stored = await svc.store.get_meta(self.meta_key)
         self.applied = self.committed = int(stored or 0)
         keep = self._mine
@@ -167,8 +171,18 @@ class TrackingPartition:
                 self.stats["restarts"] += 1
                 await self.start()
                 return
+            except Fenced as err:
+                self._give_up(err)
+                return
             except CityDataError as err:
                 log.warning("tracking partition %d could not restart (%s); retrying", self.k, err.code)
+
+    def _give_up(self, err: Fenced) -> None:
+        """A newer owner holds the partition (it refused our write): stop for good, commit nothing more."""
+        log.error("tracking partition %d: %s; giving it up", self.k, err.message)
+        self._stopped = True
+        if self._halting is None:
+            self._halting = asyncio.create_task(self._halt(), name=f"tracking-fenced-p{self.k}")
 
     def _fail(self, err: BaseException) -> None:
         log.warning("tracking partition %d failed applying an event (%s); rebuilding from the last commit",
@@ -193,6 +207,9 @@ class TrackingPartition:
                     self.stats["skipped"] += 1        # reflected in the committed state already
                 if delivery.last_in_batch:
                     await self._commit()
+            except Fenced as err:
+                self._give_up(err)
+                raise
             except Exception as err:
                 self._fail(err)
                 raise
@@ -300,6 +317,9 @@ class TrackingPartition:
                 async with self._lock:
                     await self.tick()
                     await self._commit()
+            except Fenced as err:
+                self._give_up(err)
+                return
             except CityDataError as err:
                 log.warning("tracking partition %d timer round failed: %s", self.k, err.code)
 
@@ -379,6 +399,8 @@ class TrackingPartition:
             index_elements=[store_schema.meta.c.key], set_={"value": mins.excluded.value, "updated_at": now})
 
         async def op(conn: AsyncConnection) -> None:
+            if self.fence is not None:   # refused (Fenced, rolled back) once a newer owner took the partition
+                await check_fence(conn, self.svc.clock, self.meta_key, self.fence)
             if seen:
                 await conn.execute(seen_stmt, seen)
             if flag_rows:
