@@ -18,8 +18,8 @@ the peak figures are in docs/durability.md):
   traveller's pings in flight at once, fix times (the wall clock) increasing per traveller, positions around
   the beaches, hotels and sights moving at walking pace, and 3% of them driving north over the Sarasin bridge
   into Phang Nga at 54 km/h, so the province geofence confirms exits (dwell shortened to 60 s for the run).
-  A real phone pings every 30 minutes, so 306,000 device tokens would take turns where 3,000 do here: the
-  server's token cache (10,000 entries, 30 s) hits far more often than it would in Phuket;
+  A real phone pings every 30 minutes, so 306,000 device tokens would take turns where 3,000 do here; the
+  server's token cache (400,000 entries, idle expiry after an hour, revocations fed every 5 s) holds both;
 * tourist problem reports: ``POST /api/v1/reports`` (text, category, location; no photo), 2/s, so that path
   (and the alert each raises) is exercised at a realistic rate;
 * WiFi: ``POST /api/v1/wifi/events`` with JSON lines, 100 lines a request, 2,000 lines/s over the 1,000

@@ -103,16 +103,36 @@ async def test_cache_serves_the_hot_path_and_revoke_is_immediate(store: Any, clo
         await svc.revoke("ZZZZZZZZZZZZ")
 
 
-async def test_revocation_elsewhere_is_seen_after_the_cache_ttl(store: Any, clock: DrivenClock) -> None:
+async def test_revocation_elsewhere_is_seen_at_the_next_revocation_poll(store: Any, clock: DrivenClock) -> None:
     here, there = TokenService(store, KEY, clock), TokenService(store, KEY, clock)
     token_id, token = await here.create(Role.DEVICE, "d")
+    other_id, other = await here.create(Role.DEVICE, "e")
     await here.verify(token)
+    await here.verify(other)
     await there.revoke(token_id)        # another process sharing the database
-    await here.verify(token)            # still cached here
-    clock.advance(here.cache_ttl_s)
+    await here.verify(token)            # still cached here until the next poll
+    clock.advance(here.revocation_poll_s)
     with pytest.raises(Unauthorized) as info:
         await here.verify(token)
     assert info.value.code == "token_revoked"
+    assert here.revocation_polls == 1
+    misses = here.cache_misses
+    await here.verify(other)            # the feed dropped only the revoked token
+    assert here.cache_misses == misses
+
+
+async def test_a_phone_reporting_every_30_minutes_stays_cached(store: Any, clock: DrivenClock) -> None:
+    svc = TokenService(store, KEY, clock)
+    _token_id, token = await svc.create(Role.DEVICE, "tourist app")
+    await svc.verify(token)
+    misses = svc.cache_misses
+    for _ in range(3):
+        clock.advance(30 * 60)
+        await svc.verify(token)         # a revocation poll, then a cache hit: no read of the token's row
+    assert svc.cache_misses == misses and svc.revocation_polls == 3
+    clock.advance(svc.cache_ttl_s)      # not used for longer than an entry lives: read again
+    await svc.verify(token)
+    assert svc.cache_misses == misses + 1
 
 
 async def test_expiry_under_the_driven_clock(store: Any, clock: DrivenClock) -> None:

@@ -5,9 +5,13 @@ see), ``secret`` is 43 URL-safe characters from ``secrets`` (256 bits). The data
 ``HMAC-SHA256(key, secret)`` in hex, where ``key`` is derived from the platform secret key; a stolen database
 therefore yields no usable token.
 
-Verified tokens are cached in memory (bounded LRU, ``CACHE_TTL_S``) so the hot ingest path does not read the
-database per request. ``revoke`` drops the entry at once in this process; another process sharing the database
-sees a revocation within ``CACHE_TTL_S``. Expiry is checked on every call, cached or not. ``last_used_at`` is
+Verified tokens are cached in memory (bounded LRU) so the hot ingest path does not read the database per
+request: a phone that reports every 30 minutes must stay cached that long, so an entry lives until it has
+not been used for ``CACHE_TTL_S`` (an hour) and the cache holds ``CACHE_SIZE`` (400,000: every tourist of Phuket's peak, about 400 bytes each).
+``revoke`` drops the entry at once in this process; other processes sharing the database learn of it from the
+revocation feed: every ``REVOCATION_POLL_S`` the next verification reads the ids revoked since the last read
+(one indexed query for the whole cache) and drops them, so a revocation anywhere takes effect everywhere
+within seconds, however long entries live. Expiry is checked on every call, cached or not. ``last_used_at`` is
 written at most once a ``TOUCH_INTERVAL_S`` per token, in the background (``flush`` awaits pending writes).
 """
 
@@ -22,7 +26,7 @@ import secrets
 import string
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -43,8 +47,10 @@ SECRET_BYTES = 32
 MIN_SECRET_LENGTH = 32
 MAX_SECRET_LENGTH = 128
 MAX_TOKEN_LENGTH = len(PREFIX) + ID_LENGTH + 1 + MAX_SECRET_LENGTH
-CACHE_TTL_S = 30.0
-CACHE_SIZE = 10_000
+CACHE_TTL_S = 3600.0
+CACHE_SIZE = 400_000
+REVOCATION_POLL_S = 5.0
+REVOCATION_SKEW_S = 300.0   # revoked_at is the revoking node's clock: read back this far for skew between nodes
 TOUCH_INTERVAL_S = 60.0
 
 _ID_CHARS = string.ascii_letters + string.digits
@@ -81,7 +87,7 @@ class _Cached:
     secret_hash: str
     principal: Principal
     expires_at: datetime | None
-    cached_at: float                 # clock.monotonic() when read from the database
+    cached_at: float                 # clock.monotonic() when last read or used (idle expiry)
     last_used: datetime | None       # last_used_at as stored (or as scheduled by us)
 
 
@@ -93,16 +99,22 @@ class TokenService:
     """Create, verify, list and revoke API tokens."""
 
     def __init__(self, store: Store, secret_key: bytes, clock: Clock, *, cache_ttl_s: float = CACHE_TTL_S,
-                 cache_size: int = CACHE_SIZE, touch_interval_s: float = TOUCH_INTERVAL_S) -> None:
+                 cache_size: int = CACHE_SIZE, touch_interval_s: float = TOUCH_INTERVAL_S,
+                 revocation_poll_s: float = REVOCATION_POLL_S) -> None:
         check_secret_key(secret_key)
         self.store, self.clock = store, clock
         self._key = derive_key(secret_key, "api-token")
         self.cache_ttl_s, self.cache_size, self.touch_interval_s = cache_ttl_s, cache_size, touch_interval_s
+        self.revocation_poll_s = revocation_poll_s
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._revoked_here: set[str] = set()
         self._touches: set[asyncio.Task[None]] = set()
+        self._revocations_since = clock.now()      # the revocation feed: read from here on the next poll
+        self._polled_at = clock.monotonic()
+        self._poll: asyncio.Future[None] | None = None
         self.cache_hits = 0
         self.cache_misses = 0
+        self.revocation_polls = 0
 
     def hash_secret(self, secret: str) -> str:
         """The stored form of a token secret: HMAC-SHA256 hex."""
@@ -156,9 +168,12 @@ class TokenService:
         token_id, secret = parsed
         presented = self.hash_secret(secret)
         mono = self.clock.monotonic()
+        if mono - self._polled_at >= self.revocation_poll_s:
+            await self._poll_revocations(mono)
         entry = self._cache.get(token_id)
         if entry is not None and mono - entry.cached_at < self.cache_ttl_s:
             self._cache.move_to_end(token_id)
+            entry.cached_at = mono      # idle expiry: a token's row never changes but for its revocation (fed)
             self.cache_hits += 1
         else:
             self.cache_misses += 1
@@ -196,6 +211,28 @@ class TokenService:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         return entry
+
+    async def _poll_revocations(self, mono: float) -> None:
+        """Drop the cached tokens revoked (by any process) since the last poll. One poll at a time: callers
+        that find one running wait for it."""
+        if self._poll is None or self._poll.done():
+            self._poll = asyncio.ensure_future(self._read_revocations(mono))
+        await asyncio.shield(self._poll)
+
+    async def _read_revocations(self, mono: float) -> None:
+        started = self.clock.now()
+        since = self._revocations_since - timedelta(seconds=REVOCATION_SKEW_S)
+        try:
+            rows = await self.store.fetch_all(select(api_tokens.c.id).where(api_tokens.c.revoked_at >= since))
+        except Exception as err:   # the store is down: entries still expire after cache_ttl_s; retry next poll
+            log.warning("reading the token revocations failed (%s); retrying in %.0f s", type(err).__name__,
+                        self.revocation_poll_s)
+            self._polled_at = mono
+            return
+        for row in rows:
+            self._cache.pop(str(row["id"]), None)
+        self._revocations_since, self._polled_at = started, mono
+        self.revocation_polls += 1
 
     def _touch(self, token_id: str, at: datetime) -> None:
         async def op(conn: AsyncConnection) -> None:

@@ -172,6 +172,7 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Index("ix_api_tokens_revoked_at", "revoked_at"),     # the token caches' revocation feed
 )
 
 audit_log = Table(
