@@ -7,12 +7,13 @@ therefore yields no usable token.
 
 Verified tokens are cached in memory (bounded LRU) so the hot ingest path does not read the database per
 request: a phone that reports every 30 minutes must stay cached that long, so an entry lives until it has
-not been used for ``CACHE_TTL_S`` (an hour) and the cache holds ``CACHE_SIZE`` (400,000: every tourist of Phuket's peak, about 400 bytes each).
-``revoke`` drops the entry at once in this process; other processes sharing the database learn of it from the
-revocation feed: every ``REVOCATION_POLL_S`` the next verification reads the ids revoked since the last read
-(one indexed query for the whole cache) and drops them, so a revocation anywhere takes effect everywhere
-within seconds, however long entries live. Expiry is checked on every call, cached or not. ``last_used_at`` is
-written at most once a ``TOUCH_INTERVAL_S`` per token, in the background (``flush`` awaits pending writes).
+not been used for ``CACHE_TTL_S`` (an hour), and the cache holds ``CACHE_SIZE`` entries (400,000: every
+tourist of Phuket's peak; about 600 bytes each, so 240 MB when full). ``revoke`` drops the entry at once in
+this process; other processes sharing the database learn of it from the revocation feed: every
+``REVOCATION_POLL_S`` the next verification reads the ids revoked since the last read (one indexed query for
+the whole cache) and drops them, so a revocation anywhere takes effect everywhere within seconds, however long
+entries live. Expiry is checked on every call, cached or not. ``last_used_at`` is written at most once a
+``TOUCH_INTERVAL_S`` per token, in the background (``flush`` awaits pending writes).
 """
 
 from __future__ import annotations
