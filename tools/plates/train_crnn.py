@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--resume", type=Path, default=None)
+    ap.add_argument("--val", type=int, default=384, help="validation plates (packaged fonts) for picking the best")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -154,7 +155,7 @@ def main() -> None:
     ce = nn.CrossEntropyLoss(label_smoothing=0.05)
     loader = DataLoader(PlateStream(fonts, args.seed), batch_size=args.batch, num_workers=args.workers,
                         collate_fn=collate, prefetch_factor=4 if args.workers else None)
-    val = make_val(synth.packaged_fonts(), 384, seed=999_001)
+    val = make_val(synth.packaged_fonts(), args.val, seed=999_001)
     budget = args.minutes * 60
     start = last_eval = time.monotonic()
     best, step, run_loss = -1.0, 0, 0.0
