@@ -106,7 +106,7 @@ async def test_cache_serves_the_hot_path_and_revoke_is_immediate(store: Any, clo
 async def test_revocation_elsewhere_is_seen_at_the_next_revocation_poll(store: Any, clock: DrivenClock) -> None:
     here, there = TokenService(store, KEY, clock), TokenService(store, KEY, clock)
     token_id, token = await here.create(Role.DEVICE, "d")
-    other_id, other = await here.create(Role.DEVICE, "e")
+    _other_id, other = await here.create(Role.DEVICE, "e")
     await here.verify(token)
     await here.verify(other)
     await there.revoke(token_id)        # another process sharing the database
@@ -165,6 +165,21 @@ async def test_last_used_at_is_written_at_most_once_a_minute(store: Any, clock: 
     await svc.verify(token)
     await svc.flush()
     assert (await svc.get(token_id))["last_used_at"] == second
+
+
+async def test_last_used_at_of_many_tokens_is_written_together_without_a_flush(store: Any, clock: DrivenClock) -> None:
+    import asyncio
+
+    from citydata.auth.tokens import TOUCH_BATCH_S
+
+    svc = TokenService(store, KEY, clock)
+    tokens = [await svc.create(Role.DEVICE, f"phone {n}") for n in range(5)]
+    commits = store.writer.stats.commits
+    for _, token in tokens:
+        await svc.verify(token)
+    await asyncio.sleep(TOUCH_BATCH_S + 0.5)       # no flush: the batch goes by itself
+    assert store.writer.stats.commits == commits + 1
+    assert [(await svc.get(tid))["last_used_at"] for tid, _ in tokens] == [clock.now()] * 5
 
 
 async def test_create_validates(store: Any, clock: DrivenClock) -> None:

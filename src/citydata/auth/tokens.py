@@ -13,13 +13,15 @@ this process; other processes sharing the database learn of it from the revocati
 ``REVOCATION_POLL_S`` the next verification reads the ids revoked since the last read (one indexed query for
 the whole cache) and drops them, so a revocation anywhere takes effect everywhere within seconds, however long
 entries live. Expiry is checked on every call, cached or not. ``last_used_at`` is written at most once a
-``TOUCH_INTERVAL_S`` per token, in the background (``flush`` awaits pending writes).
+``TOUCH_INTERVAL_S`` per token, in batches of all tokens used in the last ``TOUCH_BATCH_S`` (``flush`` writes
+the pending ones).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.auth.principal import Principal
@@ -53,6 +55,7 @@ CACHE_SIZE = 400_000
 REVOCATION_POLL_S = 5.0
 REVOCATION_SKEW_S = 300.0   # revoked_at is the revoking node's clock: read back this far for skew between nodes
 TOUCH_INTERVAL_S = 60.0
+TOUCH_BATCH_S = 1.0
 
 _ID_CHARS = string.ascii_letters + string.digits
 _SECRET_CHARS = frozenset(string.ascii_letters + string.digits + "-_")
@@ -109,7 +112,9 @@ class TokenService:
         self.revocation_poll_s = revocation_poll_s
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._revoked_here: set[str] = set()
-        self._touches: set[asyncio.Task[None]] = set()
+        self._pending_touches: dict[str, datetime] = {}   # token id -> last use, written in batches
+        self._touch_task: asyncio.Task[None] | None = None
+        self._touch_sleeping = False
         self._revocations_since = clock.now()      # the revocation feed: read from here on the next poll
         self._polled_at = clock.monotonic()
         self._poll: asyncio.Future[None] | None = None
@@ -236,25 +241,47 @@ class TokenService:
         self.revocation_polls += 1
 
     def _touch(self, token_id: str, at: datetime) -> None:
+        """Note a use; the notes are written together ``TOUCH_BATCH_S`` later (at Phuket's scale every ping is
+        a phone's first use in 30 minutes: one task and one write per ping before)."""
+        self._pending_touches[token_id] = at
+        if self._touch_task is None or self._touch_task.done():
+            self._touch_task = asyncio.get_running_loop().create_task(self._touch_later(), name="token-touches")
+
+    async def _touch_later(self) -> None:
+        self._touch_sleeping = True
+        try:
+            await asyncio.sleep(TOUCH_BATCH_S)
+        finally:
+            self._touch_sleeping = False
+        await self._write_touches()
+
+    async def _write_touches(self) -> None:
+        pending, self._pending_touches = self._pending_touches, {}
+        if not pending:
+            return
+        stmt = api_tokens.update().where(api_tokens.c.id == bindparam("b_id")).values(
+            last_used_at=bindparam("b_at", type_=api_tokens.c.last_used_at.type))
+        rows = [{"b_id": k, "b_at": v} for k, v in pending.items()]
+
         async def op(conn: AsyncConnection) -> None:
-            await conn.execute(api_tokens.update().where(api_tokens.c.id == token_id).values(last_used_at=at))
+            await conn.execute(stmt, rows)
 
-        async def run() -> None:
-            try:
-                await self.store.write(op)
-            except CityDataError as err:  # store stopping or overloaded: last_used_at is best effort
-                log.debug("last_used_at of token %s not written: %s", token_id, err.code)
-            except Exception:
-                log.exception("last_used_at of token %s not written", token_id)
-
-        task = asyncio.get_running_loop().create_task(run(), name=f"token-touch-{token_id}")
-        self._touches.add(task)
-        task.add_done_callback(self._touches.discard)
+        try:
+            await self.store.write(op, rows=len(rows))
+        except CityDataError as err:  # store stopping or overloaded: last_used_at is best effort
+            log.debug("last_used_at of %d tokens not written: %s", len(rows), err.code)
+        except Exception:
+            log.exception("last_used_at of %d tokens not written", len(rows))
 
     async def flush(self) -> None:
-        """Wait for the pending ``last_used_at`` writes (at shutdown before the store stops, and in tests)."""
-        while self._touches:
-            await asyncio.gather(*builtins.list(self._touches))
+        """Write the pending ``last_used_at`` notes now (at shutdown before the store stops, and in tests)."""
+        task = self._touch_task
+        if task is not None and not task.done():
+            if self._touch_sleeping:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._write_touches()
 
     def invalidate(self, token_id: str | None = None) -> None:
         """Drop one cached token, or all of them."""
