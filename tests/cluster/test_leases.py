@@ -95,3 +95,32 @@ async def test_share_takeover_and_join(nats_url: str) -> None:
             with contextlib.suppress(Exception):
                 await js.delete_stream(stream)
         await bus.stop()
+
+
+async def test_terms_keep_growing_when_nats_lost_the_bucket(nats_url: str) -> None:
+    """NATS lost its state and another node made the bucket again: its sequence restarts at 1, so the fencing
+    tokens of the terms taken after it must carry the new bucket's epoch, or every claim would be refused."""
+    token = uuid.uuid4().hex[:8]
+    bus = NatsBus(nats_url, stream=f"T_{token}", prefix=f"t{token}", queue_size=10, partitions=2)
+    await bus.start()
+    bucket = f"T_{token}_cluster"
+    rec = Recorder()
+    m = Membership(bus.key_value, bucket, "a", partitions=2, lease_s=1.5, worker=True, info={},
+                   on_acquire=rec.acquire, on_release=rec.release, on_leader=rec.leader)
+    try:
+        await m.start()
+        await until(lambda: rec.held == {0, 1})
+        before = dict(m.terms)
+        await asyncio.sleep(1.1)                       # (the epoch is in whole seconds)
+        js = bus._jetstream()
+        await js.delete_key_value(bucket)
+        await bus.key_value(bucket, 1.5)               # made again, empty, by "another node"
+        await until(lambda: rec.held == {0, 1} and all(m.terms.get(k, 0) > t for k, t in before.items()))
+        assert all(t >> 32 == m.epoch for t in m.terms.values())
+    finally:
+        await m.stop()
+        js = bus._jetstream()
+        for stream in (f"KV_{bucket}", f"T_{token}"):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(stream)
+        await bus.stop()

@@ -215,6 +215,9 @@ class Membership:
         if not self.healthy:
             return    # our leases may be gone: take nothing until renewals work again
         self.live = await self._live_nodes()
+        # re-read each round: another node may have made the bucket again after NATS lost its state, and
+        # terms taken with the old epoch would be refused for ever
+        self.epoch = await bucket_epoch(kv)
         workers = {n for n, info in self.live.items() if info.get("worker")}
         desired = owned_by(self.node_id, self.partitions, workers) if self.worker else set()
         await asyncio.gather(*(self._release(k) for k in sorted(self.owned) if k not in desired))
