@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
@@ -48,7 +48,7 @@ from citydata.tracking.arrivals import iso
 from citydata.tracking.geofence import FenceState, Fix, Transition
 from citydata.tracking.overdue import OverdueMonitor
 from citydata.tracking.schema import tracking_fence_state, tracking_pings, tracking_travellers
-from citydata.tracking.state import last_seen_row
+from citydata.tracking.state import from_epoch, last_seen_row, to_epoch
 
 if TYPE_CHECKING:
     from citydata.bus import Consumer, Delivery
@@ -69,14 +69,6 @@ def stable_id(*parts: object) -> str:
     (and JetStream's duplicate window drops the copy)."""
     text = "\x1f".join(str(p) for p in parts)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _ts(value: datetime) -> float:
-    return value.timestamp()
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
 
 
 class TrackingPartition:
@@ -246,8 +238,8 @@ class TrackingPartition:
         if rt is None or not rt.active:
             return
         svc = self.svc
-        received = _ts(datetime.fromisoformat(d["received_at"]))
-        now = _dt(received)
+        received = to_epoch(datetime.fromisoformat(d["received_at"]))
+        now = from_epoch(received)
         fixes = [Fix(float(f[0]), float(f[1]), float(f[2]), float(f[3])) for f in d.get("fixes") or []]
         result = svc.engine.process(rt.fences, fixes, received)
         for fix in result.too_fast:
@@ -283,8 +275,8 @@ class TrackingPartition:
             d = ev.data
             extra: tuple[object, ...] = ()
             if ev.kind == "tracking.still_outside":
-                since = _ts(datetime.fromisoformat(d["since"]))
-                extra = (d["since"], int((_ts(now) - since) // repeat))
+                since = to_epoch(datetime.fromisoformat(d["since"]))
+                extra = (d["since"], int((to_epoch(now) - since) // repeat))
             out.append(self._with_id(ev, d["zone"], d["at"], *extra))
         return out
 
@@ -298,7 +290,7 @@ class TrackingPartition:
             st = rt.fences.states.get(fid, FenceState("outside"))
             self._fences[(rt.traveller_id, fid)] = {
                 "traveller_id": rt.traveller_id, "fence_id": fid, "state": st.state,
-                "since": _dt(st.since) if st.since else None, "updated_at": now}
+                "since": from_epoch(st.since) if st.since else None, "updated_at": now}
 
     # -- the timer -------------------------------------------------------------------------------------------
     def _last_report_of(self, tid: str) -> tuple[float, float] | None:
@@ -327,7 +319,7 @@ class TrackingPartition:
         """Overdue travellers of this partition, pending geofence changes, still-outside repeats."""
         svc = self.svc
         now = svc.clock.now()
-        now_s = _ts(now)
+        now_s = to_epoch(now)
         hits = [h for h in self.monitor.due(now_s, 5000) if h.traveller_id in self.travellers]
         if hits:      # one that departed or was erased meanwhile (on another node) is not overdue
             active = {r["traveller_id"] for r in await svc.store.fetch_all(
@@ -339,7 +331,7 @@ class TrackingPartition:
                     self.travellers.pop(h.traveller_id, None)
             hits = [h for h in hits if h.traveller_id in active]
         evs = [self._with_id(make_event("tracking.overdue", h.traveller_id, now, {
-            "traveller_id": h.traveller_id, "last_seen_at": iso(_dt(h.last_seen)),
+            "traveller_id": h.traveller_id, "last_seen_at": iso(from_epoch(h.last_seen)),
             "overdue_by_s": round(now_s - h.due, 1)}), h.due) for h in hits]
         try:
             await self._publish(evs)
@@ -386,7 +378,7 @@ class TrackingPartition:
             last_lon=bindparam("b_lon"), last_accuracy_m=bindparam("b_acc"),
             last_report_at=bindparam("b_report", type_=t.c.last_report_at.type),
             overdue_since=bindparam("b_overdue", type_=t.c.overdue_since.type))
-        flag_rows = [{"b_tid": tid, "b_t": _dt(ts), "b_flags": f} for (tid, ts), f in flags.items()]
+        flag_rows = [{"b_tid": tid, "b_t": from_epoch(ts), "b_flags": f} for (tid, ts), f in flags.items()]
         flag_stmt = update(p).where(p.c.traveller_id == bindparam("b_tid"),
                                     p.c.t == bindparam("b_t", type_=p.c.t.type)).values(flags=bindparam("b_flags"))
         dialect_insert = pg_insert if store.dialect == "postgresql" else sqlite_insert

@@ -22,7 +22,7 @@ import logging
 import math
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,7 +58,7 @@ from citydata.tracking.schema import (
     tracking_travellers,
     tracking_zones,
 )
-from citydata.tracking.state import Runtime, last_seen_row, load_runtimes
+from citydata.tracking.state import Runtime, from_epoch, last_seen_row, load_runtimes, to_epoch
 from citydata.tracking.zones import add_zone, delete_zone, list_zones
 
 if TYPE_CHECKING:
@@ -74,14 +74,6 @@ FLUSH_S = 2.0
 OVERDUE_PER_ROUND = 5000      # overdue events per timer round at most (a storm is spread over rounds)
 PUBLISH_CHUNK = 500
 FLAG_TOO_FAST, FLAG_TOO_LATE = 1, 2
-
-
-def _ts(value: datetime) -> float:
-    return value.timestamp()
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
 
 
 class TrackingService:
@@ -264,7 +256,7 @@ class TrackingService:
 
         await self.store.write(op, rows=2)
         if not self.shared:      # shared: the partition owner takes it from tracking.arrived
-            rt = Runtime(tid, _ts(body.arrived_at), body.hotel_id)
+            rt = Runtime(tid, to_epoch(body.arrived_at), body.hotel_id)
             self.engine.start(rt.fences, rt.arrived)
             self.travellers[tid] = rt
             self.monitor.reported(tid, rt.arrived)
@@ -362,22 +354,22 @@ class TrackingService:
         if not rt.active:
             raise Conflict("the traveller has departed", code="traveller_departed")
         now = self.clock.now()
-        now_s = _ts(now)
+        now_s = to_epoch(now)
         items, rejected = parse_batch(body, now, skew_s=s.tracking_max_skew_s, max_batch=s.tracking_max_batch)
         earliest = rt.arrived - s.tracking_max_skew_s
         kept = []
         for item in items:
-            if _ts(item.t) < earliest:
+            if to_epoch(item.t) < earliest:
                 rejected.append(Rejection(index=item.index, code="before_arrival",
                                           detail="t is before the traveller's arrival"))
             else:
                 kept.append(item)
-        fixes = [Fix(_ts(i.t), i.lon, i.lat, i.accuracy_m or 0.0) for i in kept]
+        fixes = [Fix(to_epoch(i.t), i.lon, i.lat, i.accuracy_m or 0.0) for i in kept]
         result = self.engine.process(rt.fences, fixes, now_s)
         fast = {f.t for f in result.too_fast}
         late = {f.t for f in result.too_late}
         for item in kept:
-            if _ts(item.t) in fast:
+            if to_epoch(item.t) in fast:
                 rejected.append(Rejection(index=item.index, code="impossible_speed",
                                           detail=f"faster than {s.tracking_max_speed_kmh:g} km/h from the previous "
                                                  "fix; stored flagged, ignored by the geofence"))
@@ -385,7 +377,8 @@ class TrackingService:
         subs = self.subdistricts_of([i.lon for i in kept], [i.lat for i in kept])
         rows = [{"traveller_id": traveller_id, "t": i.t, "lat": i.lat, "lon": i.lon, "accuracy_m": i.accuracy_m,
                  "battery": i.battery, "source": i.source, "subdistrict": sub,
-                 "flags": (FLAG_TOO_FAST if _ts(i.t) in fast else 0) | (FLAG_TOO_LATE if _ts(i.t) in late else 0),
+                 "flags": (FLAG_TOO_FAST if to_epoch(i.t) in fast else 0)
+                 | (FLAG_TOO_LATE if to_epoch(i.t) in late else 0),
                  "received_at": now} for i, sub in zip(kept, subs, strict=True)]
         evs: list[Event] = []
         if result.accepted:
@@ -432,10 +425,10 @@ class TrackingService:
             data: dict[str, Any] = {"traveller_id": rt.traveller_id, "zone": tr.fence_id,
                                     "zone_name": self._fence_name(tr.fence_id),
                                     "now_in": self.now_in(fix.lon, fix.lat), "lat": round(fix.lat, 6),
-                                    "lon": round(fix.lon, 6), "accuracy_m": fix.acc, "at": iso(_dt(fix.t))}
+                                    "lon": round(fix.lon, 6), "accuracy_m": fix.acc, "at": iso(from_epoch(fix.t))}
             if tr.kind == "still_outside":
                 kind = "tracking.still_outside"
-                data["since"] = iso(_dt(tr.since))
+                data["since"] = iso(from_epoch(tr.since))
             elif tr.new == INSIDE:
                 kind = "tracking.zone_entered"
             elif tr.new == OUTSIDE:
@@ -446,11 +439,11 @@ class TrackingService:
         return out
 
     def _overdue_cleared(self, rt: Runtime, now: datetime) -> Event:
-        since = rt.overdue_since or _ts(now)
+        since = rt.overdue_since or to_epoch(now)
         last = rt.last_fix.t if rt.last_fix else rt.arrived
         return make_event("tracking.overdue_cleared", rt.traveller_id, now,
-                          {"traveller_id": rt.traveller_id, "last_seen_at": iso(_dt(last)),
-                           "overdue_for_s": round(max(0.0, _ts(now) - since), 1)})
+                          {"traveller_id": rt.traveller_id, "last_seen_at": iso(from_epoch(last)),
+                           "overdue_for_s": round(max(0.0, to_epoch(now) - since), 1)})
 
     async def _persist_transitions(self, rt: Runtime, transitions: list[Transition], now: datetime) -> None:
         fences = {tr.fence_id for tr in transitions if tr.kind == "change"}
@@ -460,7 +453,7 @@ class TrackingService:
         for fid in fences:
             st = rt.fences.states.get(fid, FenceState(OUTSIDE))
             rows.append({"traveller_id": rt.traveller_id, "fence_id": fid, "state": st.state,
-                         "since": _dt(st.since) if st.since else None, "updated_at": now})
+                         "since": from_epoch(st.since) if st.since else None, "updated_at": now})
         ins = (pg_insert if self.store.dialect == "postgresql" else sqlite_insert)(tracking_fence_state)
         stmt = ins.on_conflict_do_update(index_elements=["traveller_id", "fence_id"], set_={
             "state": ins.excluded.state, "since": ins.excluded.since, "updated_at": ins.excluded.updated_at})
@@ -474,7 +467,7 @@ class TrackingService:
     async def tick(self) -> list[Event]:
         """One timer round: overdue travellers, pending geofence changes, still-outside repeats."""
         now = self.clock.now()
-        now_s = _ts(now)
+        now_s = to_epoch(now)
         evs: list[Event] = []
         hits = []
         for hit in self.monitor.due(now_s, OVERDUE_PER_ROUND):
@@ -483,7 +476,7 @@ class TrackingService:
                 continue
             hits.append(rt)
             evs.append(make_event("tracking.overdue", rt.traveller_id, now, {
-                "traveller_id": rt.traveller_id, "last_seen_at": iso(_dt(hit.last_seen)),
+                "traveller_id": rt.traveller_id, "last_seen_at": iso(from_epoch(hit.last_seen)),
                 "overdue_by_s": round(now_s - hit.due, 1)}))
         try:
             for i in range(0, len(evs), PUBLISH_CHUNK):

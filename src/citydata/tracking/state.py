@@ -17,8 +17,14 @@ if TYPE_CHECKING:
     from citydata.store import Store
 
 
-def _ts(value: datetime) -> float:
+def to_epoch(value: datetime) -> float:
+    """Seconds since 1970 (the geofence and timers work in these)."""
     return value.timestamp()
+
+
+def from_epoch(value: float) -> datetime:
+    """The UTC datetime of seconds since 1970 (what the store's columns take)."""
+    return datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(slots=True)
@@ -35,17 +41,13 @@ class Runtime:
     overdue_since: float | None = None
 
 
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
 def last_seen_row(rt: Runtime) -> dict[str, Any]:
     """The traveller's last-seen columns as bind parameters (``b_*``) for the batched last-seen update."""
     fix = rt.last_fix
-    return {"b_tid": rt.traveller_id, "b_last_t": _dt(fix.t) if fix else None, "b_lat": fix.lat if fix else None,
+    return {"b_tid": rt.traveller_id, "b_last_t": from_epoch(fix.t) if fix else None, "b_lat": fix.lat if fix else None,
             "b_lon": fix.lon if fix else None, "b_acc": fix.acc if fix else None,
-            "b_report": _dt(rt.last_report) if rt.last_report else None,
-            "b_overdue": _dt(rt.overdue_since) if rt.overdue_since else None}
+            "b_report": from_epoch(rt.last_report) if rt.last_report else None,
+            "b_overdue": from_epoch(rt.overdue_since) if rt.overdue_since else None}
 
 
 async def load_runtimes(store: Store, home_id: str, fence_ids: set[str], keep: Callable[[str], bool] | None = None,
@@ -62,19 +64,19 @@ async def load_runtimes(store: Store, home_id: str, fence_ids: set[str], keep: C
     for row in await store.fetch_all(stmt):
         if keep is not None and not keep(row["traveller_id"]):
             continue
-        rt = Runtime(row["traveller_id"], _ts(row["arrived_at"]), row["hotel_id"])
+        rt = Runtime(row["traveller_id"], to_epoch(row["arrived_at"]), row["hotel_id"])
         if row["last_t"] is not None:
-            rt.last_fix = Fix(_ts(row["last_t"]), row["last_lon"], row["last_lat"], row["last_accuracy_m"] or 0.0)
+            rt.last_fix = Fix(to_epoch(row["last_t"]), row["last_lon"], row["last_lat"], row["last_accuracy_m"] or 0.0)
             rt.fences.last_t = rt.last_fix.t
             rt.fences.last_accepted = rt.last_fix
-        rt.last_report = _ts(row["last_report_at"]) if row["last_report_at"] else None
-        rt.overdue_since = _ts(row["overdue_since"]) if row["overdue_since"] else None
+        rt.last_report = to_epoch(row["last_report_at"]) if row["last_report_at"] else None
+        rt.overdue_since = to_epoch(row["overdue_since"]) if row["overdue_since"] else None
         out[rt.traveller_id] = (rt, row["device_token_id"])
     for row in await store.fetch_all(fstmt):
         known = out.get(row["traveller_id"])
         if known is None or (row["fence_id"] not in fence_ids):
             continue
-        since = _ts(row["since"]) if row["since"] else None
+        since = to_epoch(row["since"]) if row["since"] else None
         known[0].fences.states[row["fence_id"]] = FenceState(row["state"], since, evidence=known[0].last_fix)
     for rt, _ in out.values():
         if home_id not in rt.fences.states:          # no change since the arrival: inside
