@@ -15,7 +15,6 @@ hot_routes=False)`` serves through it (the parity tests compare both ways).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,8 +31,6 @@ from citydata.errors import CityDataError
 
 if TYPE_CHECKING:
     from citydata.app import Platform
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[["Platform", Principal, Request], Awaitable[BaseModel]]
 
