@@ -10,28 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from citydata.bus.base import Delivery
 from citydata.bus.memory import MemoryBus
-from citydata.events import Event
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def ev(n: int) -> Event:
-    return Event(kind="obs.received", key="k1", time=T0 + timedelta(seconds=n), data={"n": n})
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
+from tests.bus.test_bus import ev, until
 
 
 async def test_a_cancelled_error_from_the_handler_is_a_failed_delivery_not_a_dead_consumer() -> None:
@@ -52,7 +36,7 @@ async def test_a_cancelled_error_from_the_handler_is_a_failed_delivery_not_a_dea
     member = await bus.consume("rules", "obs.>", handler)
     try:
         # 20 events through a queue of 4: the publisher is held back (backpressure) while the consumer works
-        await asyncio.wait_for(bus.publish_many([ev(i) for i in range(20)]), 10)
+        await asyncio.wait_for(bus.publish_many([ev(n=i) for i in range(20)]), 10)
         await until(lambda: len(got) == 20, what="all 20 events handled")
         assert [n for n, _ in got] == list(range(20))
         assert (3, 2) in got                  # the failed delivery came again, as attempt 2
@@ -85,7 +69,7 @@ async def test_a_failure_escaping_the_loop_is_logged_counted_and_the_consumer_re
     await bus.consume("rules", "obs.>", handler)
     try:
         with caplog.at_level(logging.ERROR, logger="citydata.bus.memory"):
-            await asyncio.wait_for(bus.publish_many([ev(i) for i in range(30)]), 10)
+            await asyncio.wait_for(bus.publish_many([ev(n=i) for i in range(30)]), 10)
             await until(lambda: len(got) == 30, what="all 30 events handled after the restart")
         assert [n for n, _ in got] == list(range(30))
         assert (5, 2) in got                  # the event in hand is handed to the restarted loop
@@ -93,7 +77,7 @@ async def test_a_failure_escaping_the_loop_is_logged_counted_and_the_consumer_re
         failed = [r for r in caplog.records if "consumer rules#0 failed" in r.getMessage()]
         assert len(failed) == 1 and failed[0].exc_info is not None      # with its traceback
         assert failed[0].exc_info[0] is Fatal
-        await bus.publish(ev(30))             # and it goes on consuming
+        await bus.publish(ev(n=30))             # and it goes on consuming
         await until(lambda: len(got) == 31, what="an event after the restart")
     finally:
         await asyncio.wait_for(bus.stop(), 10)
@@ -108,7 +92,7 @@ async def test_close_still_ends_a_consumer_blocked_in_its_handler() -> None:
         await forever.wait()
 
     member = await bus.consume("rules", "obs.>", handler)
-    await bus.publish(ev(0))
+    await bus.publish(ev(n=0))
     await asyncio.sleep(0.05)
     await asyncio.wait_for(member.close(), 5)
     assert member.task.done() and bus.stats.consumer_failures == 0      # type: ignore[attr-defined]
