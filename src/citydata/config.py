@@ -62,6 +62,12 @@ class Settings(BaseModel):
                                           "before it is refused with 503.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", title="SQLite synchronous", description="FULL makes every acknowledged commit durable (WAL).")
+    sqlite_cache_mib: int = Field(64, ge=1, le=4096, title="SQLite writer page cache (MiB)",
+                                  description="Page cache of each of the two writer connections.")
+    sqlite_reader_cache_mib: int = Field(8, ge=1, le=4096, title="SQLite reader page cache (MiB)",
+                                         description="Page cache of each read connection (db_pool_size of them, "
+                                                     "+4 at peaks). A reader's cache is reset whenever another "
+                                                     "connection has written, so a large one mostly holds memory.")
 
     # -- bus
     bus_url: str = Field("memory://", title="Event bus URL",

@@ -128,3 +128,18 @@ async def test_the_loop_keeps_serving_while_a_heavy_job_runs(sqlite_store: Store
     await task
     assert took > 0.05, "the statement was too quick to tell"
     assert ticks >= took / 0.005 * 0.3, f"the loop ticked {ticks} times in {took:.2f}s"
+
+
+async def test_page_caches_are_the_configured_sizes(tmp_path: Path, clock: DrivenClock) -> None:
+    """Each pooled connection keeps its page cache for life, so the sizes bound the process's memory."""
+    st = create_store(make_settings(tmp_path, sqlite_cache_mib=32, sqlite_reader_cache_mib=4), clock)
+    await st.start()
+    try:
+        async def writer_cache(conn: AsyncConnection) -> Any:
+            return (await conn.execute(text("PRAGMA cache_size"))).scalar()
+
+        assert await st.write(writer_cache) == -32 * 1024
+        row = await st.fetch_one(text("PRAGMA cache_size"))
+        assert row is not None and list(row.values()) == [-4 * 1024]
+    finally:
+        await st.stop()

@@ -89,8 +89,10 @@ class Store:
                 inline["async_creator"] = inline_connector(path)
             self.write_engine = create_async_engine(self.url, pool_size=2, max_overflow=0, **inline)
             self.engine = create_async_engine(self.url, pool_size=self.settings.db_pool_size, max_overflow=4)
-            configure_sqlite(self.write_engine, self.settings.sqlite_synchronous, writer=True)
-            configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False)
+            configure_sqlite(self.write_engine, self.settings.sqlite_synchronous, writer=True,
+                             cache_mib=self.settings.sqlite_cache_mib)
+            configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False,
+                             cache_mib=self.settings.sqlite_reader_cache_mib)
             bulk: Any = SQLiteBulk(self.write_engine.dialect)
         else:
             # A connect timeout, so an unreachable server fails fast instead of after asyncpg's default 60 s.

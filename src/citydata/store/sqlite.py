@@ -34,8 +34,10 @@ def _register_functions(dbapi_conn: Any) -> None:
         getattr(importlib.import_module(module), name)(dbapi_conn)
 
 
-def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> None:
+def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool, cache_mib: int = 64) -> None:
     """Set the pragmas on every new connection. Readers get ``query_only`` so nothing bypasses the writer.
+    ``cache_mib``: the connection's page cache (SQLite never gives it back while the connection lives, so the
+    process holds up to this much per pooled connection).
 
     The writer's connection leaves transaction control to SQLAlchemy (``isolation_level=None`` on the driver)
     and starts each transaction with ``BEGIN IMMEDIATE``: the write lock is taken up front, so a
@@ -52,7 +54,7 @@ def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool) -> 
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA temp_store=MEMORY")
-        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         if not writer:
             cur.execute("PRAGMA query_only=ON")
         cur.close()
