@@ -14,6 +14,11 @@ still running after its lease moved) changes nothing. A clear naming an episode 
 alert. Without an episode, a raise whose event id is the ``last_event_id`` of an alert of its key (in any state)
 changes nothing: a redelivery of the last raise applied is ignored even after the clear, an older one is not.
 
+The consumer takes its events in batches (``batch_ack``: what the bus has waiting, up to a few hundred) and
+applies a batch in order in one transaction, then announces the changes; the bus acknowledges the batch after
+that commit, and hands the whole batch again when it fails. A burst of CCTV violations (tens of alerts a
+second) is one commit per batch, not one per alert.
+
 Every change is announced live (``alert.changed`` on the bus, for SSE) and mirrored to MQTT
 ``citydata/alerts/<kind with dots as slashes>`` for integrators.
 """
@@ -104,9 +109,12 @@ class AlertService:
         self._consumer: Consumer | None = None
         self.mqtt_published = 0
         self.duplicates_ignored = 0    # raises of an episode (or event) already stored: redelivered or decided twice
+        self.batches_applied = 0       # consumer batches applied (one transaction each)
+        # the consumer's batch so far, by event id: applied in one transaction on the batch's last event
+        self._batch: dict[str, tuple[AlertRaised | AlertCleared, str]] = {}
 
     async def start(self) -> None:
-        self._consumer = await self.bus.consume("alerts", "alert.>", self._on_event, start="all")
+        self._consumer = await self.bus.consume("alerts", "alert.>", self._on_event, start="all", batch_ack=True)
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -115,70 +123,70 @@ class AlertService:
 
     # -- consuming ------------------------------------------------------------------------------------------
     async def _on_event(self, delivery: Delivery) -> None:
+        """Collect the batch's events; on its last one apply them all in one transaction (the bus acknowledges
+        the batch after that). A redelivered event already collected is not collected twice."""
         event = delivery.event
         try:
             if event.kind == "alert.raised":
-                raised = AlertRaised.model_validate(event.data)
-                await self.raise_alert(raised, event_id=event.id, source=event.source)
+                self._batch[event.id] = (AlertRaised.model_validate(event.data), event.source)
             elif event.kind == "alert.cleared":
-                await self.clear_by_key(AlertCleared.model_validate(event.data))
+                self._batch[event.id] = (AlertCleared.model_validate(event.data), event.source)
         except ValidationError as err:
             # A malformed event fails the same way on every attempt; the bus dead-letters it after its attempts.
+            if delivery.last_in_batch:
+                await self._apply_batch()
             raise ValidationFailed(f"{event.kind} {event.id}: {err.errors()[0]['msg']}") from err
+        if delivery.last_in_batch:
+            await self._apply_batch()
+
+    async def _apply_batch(self) -> None:
+        """Apply the collected events in order in one transaction, then announce the changes. On failure the
+        events stay collected (the bus hands the batch again)."""
+        if not self._batch:
+            return
+        items = list(self._batch.items())
+        now = self.clock.now()
+
+        async def op(conn: AsyncConnection) -> list[tuple[str, int | None]]:
+            out: list[tuple[str, int | None]] = []
+            for event_id, (payload, source) in items:
+                if isinstance(payload, AlertRaised):
+                    out.append(await self._apply_raise(conn, payload, event_id, source, now))
+                else:
+                    out.append(("cleared", await self._apply_clear(conn, payload, now)))
+            return out
+
+        results = await self._write(op, episodes=any(isinstance(p, AlertRaised) and p.episode is not None
+                                                      for p, _ in self._batch.values()))
+        for event_id in [event_id for event_id, _ in items]:
+            self._batch.pop(event_id, None)
+        self.batches_applied += 1
+        views = {v["id"]: v for v in await self.rows([i for _, i in results if i is not None])}
+        for (event_id, (payload, _)), (change, alert_id) in zip(items, results, strict=True):
+            if alert_id is None:
+                continue
+            if change == "unchanged":
+                self.duplicates_ignored += 1
+                log.info("alert.raised %s (%s) is stored already: ignored", event_id, payload.dedup_key)
+            elif alert_id in views:
+                await self.announce(change, views[alert_id])
+
+    async def _write(self, op: Callable[[AsyncConnection], Awaitable[Any]], *, episodes: bool) -> Any:
+        try:
+            return await self.store.write(op)
+        except Conflict as err:
+            # another writer (a second leader's consumer, in the overlap of a leader change) stored an episode
+            # between our read and our insert: the unique index refused ours; decide again on its row
+            if err.code != "integrity_conflict" or not episodes:
+                raise
+            return await self.store.write(op)
 
     async def raise_alert(self, raised: AlertRaised, *, event_id: str | None = None,
                           source: str = "citydata") -> tuple[str, dict[str, Any]]:
         """Open an alert or update the active one with the same dedup key; returns (change, alert)."""
         now = self.clock.now()
-        payload = raised.model_dump(mode="json")
-        evidence = payload["evidence"]
-
-        async def op(conn: AsyncConnection) -> tuple[str, int]:
-            # one statement (one snapshot): the active alerts, and whatever its state, this episode's alert and
-            # the alert this very event updated last (a redelivery after the clear must not open another)
-            wanted: ColumnElement[bool] = alerts.c.state.in_(ACTIVE)
-            if raised.episode is not None:
-                wanted = or_(wanted, alerts.c.episode == raised.episode)
-            if event_id is not None:
-                wanted = or_(wanted, alerts.c.last_event_id == event_id)
-            candidates = (await conn.execute(select(alerts).where(alerts.c.dedup_key == raised.dedup_key, wanted)
-                                             .order_by(alerts.c.id.desc()))).mappings().all()
-            applied = next((r for r in candidates if event_id is not None and r["last_event_id"] == event_id), None)
-            if applied is not None:
-                return "unchanged", int(applied["id"])   # a redelivery of what we already applied
-            same = next((r for r in candidates if raised.episode is not None and r["episode"] == raised.episode),
-                        None)
-            if same is not None and (same["state"] not in ACTIVE or stale(same["revision"], raised.revision)):
-                return "unchanged", int(same["id"])   # this episode's raise again, or an older revision of it
-            found = same or next((r for r in candidates if r["state"] in ACTIVE), None)
-            fields = {
-                "kind": raised.kind, "severity": raised.severity, "category": raised.category,
-                "urgency": raised.urgency, "certainty": raised.certainty, "subject": raised.subject,
-                "message": raised.message, "message_th": raised.message_th, "location": raised.location,
-                "zone_id": raised.zone_id, "rule_id": raised.rule_id or None, "rule_version": raised.rule_version,
-                "data": payload["data"], "observed_at": raised.observed_at, "last_seen_at": now,
-                "updated_at": now, "last_event_id": event_id, "revision": raised.revision,
-            }
-            if found is None:
-                result = await conn.execute(alerts.insert().values(
-                    dedup_key=raised.dedup_key, episode=raised.episode, state="open", occurrences=1,
-                    opened_at=now, source=source[:100], evidence=merge_evidence([], evidence), **fields))
-                return "opened", new_id(result)
-            if raised.episode is not None:
-                fields["episode"] = raised.episode   # an active alert of another episode now stands for this one
-            await conn.execute(alerts.update().where(alerts.c.id == found["id"]).values(
-                occurrences=alerts.c.occurrences + 1,
-                evidence=merge_evidence(list(found["evidence"] or []), evidence), **fields))
-            return "updated", int(found["id"])
-
-        try:
-            change, alert_id = await self.store.write(op)
-        except Conflict as err:
-            # another writer (a second leader's consumer, in the overlap of a leader change) stored this
-            # episode between our read and our insert: the unique index refused ours; decide again on its row
-            if err.code != "integrity_conflict" or raised.episode is None:
-                raise
-            change, alert_id = await self.store.write(op)
+        change, alert_id = await self._write(
+            lambda conn: self._apply_raise(conn, raised, event_id, source, now), episodes=raised.episode is not None)
         view = alert_view(await self._row(alert_id))
         if change == "unchanged":
             self.duplicates_ignored += 1
@@ -188,28 +196,70 @@ class AlertService:
             await self.announce(change, view)
         return change, view
 
+    async def _apply_raise(self, conn: AsyncConnection, raised: AlertRaised, event_id: str | None, source: str,
+                           now: datetime) -> tuple[str, int]:
+        """One raise in the caller's transaction: ("opened" | "updated" | "unchanged", alert id)."""
+        payload = raised.model_dump(mode="json")
+        evidence = payload["evidence"]
+        # one statement (one snapshot): the active alerts, and whatever its state, this episode's alert and
+        # the alert this very event updated last (a redelivery after the clear must not open another)
+        wanted: ColumnElement[bool] = alerts.c.state.in_(ACTIVE)
+        if raised.episode is not None:
+            wanted = or_(wanted, alerts.c.episode == raised.episode)
+        if event_id is not None:
+            wanted = or_(wanted, alerts.c.last_event_id == event_id)
+        candidates = (await conn.execute(select(alerts).where(alerts.c.dedup_key == raised.dedup_key, wanted)
+                                         .order_by(alerts.c.id.desc()))).mappings().all()
+        applied = next((r for r in candidates if event_id is not None and r["last_event_id"] == event_id), None)
+        if applied is not None:
+            return "unchanged", int(applied["id"])   # a redelivery of what we already applied
+        same = next((r for r in candidates if raised.episode is not None and r["episode"] == raised.episode),
+                    None)
+        if same is not None and (same["state"] not in ACTIVE or stale(same["revision"], raised.revision)):
+            return "unchanged", int(same["id"])   # this episode's raise again, or an older revision of it
+        found = same or next((r for r in candidates if r["state"] in ACTIVE), None)
+        fields = {
+            "kind": raised.kind, "severity": raised.severity, "category": raised.category,
+            "urgency": raised.urgency, "certainty": raised.certainty, "subject": raised.subject,
+            "message": raised.message, "message_th": raised.message_th, "location": raised.location,
+            "zone_id": raised.zone_id, "rule_id": raised.rule_id or None, "rule_version": raised.rule_version,
+            "data": payload["data"], "observed_at": raised.observed_at, "last_seen_at": now,
+            "updated_at": now, "last_event_id": event_id, "revision": raised.revision,
+        }
+        if found is None:
+            result = await conn.execute(alerts.insert().values(
+                dedup_key=raised.dedup_key, episode=raised.episode, state="open", occurrences=1,
+                opened_at=now, source=source[:100], evidence=merge_evidence([], evidence), **fields))
+            return "opened", new_id(result)
+        if raised.episode is not None:
+            fields["episode"] = raised.episode   # an active alert of another episode now stands for this one
+        await conn.execute(alerts.update().where(alerts.c.id == found["id"]).values(
+            occurrences=alerts.c.occurrences + 1,
+            evidence=merge_evidence(list(found["evidence"] or []), evidence), **fields))
+        return "updated", int(found["id"])
+
     async def clear_by_key(self, cleared: AlertCleared) -> dict[str, Any] | None:
         """Clear the active alert with this dedup key (none: nothing to do)."""
         now = self.clock.now()
-        by = f"rule:{cleared.rule_id}" if cleared.rule_id else "rule"
-
-        async def op(conn: AsyncConnection) -> int | None:
-            query = select(alerts.c.id).where(alerts.c.dedup_key == cleared.dedup_key, alerts.c.state.in_(ACTIVE))
-            if cleared.episode is not None:   # not a later episode's alert (a stale clear redelivered)
-                query = query.where(or_(alerts.c.episode == cleared.episode, alerts.c.episode.is_(None)))
-            found = (await conn.execute(query)).scalars().all()
-            for alert_id in found:
-                await conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
-                    state="cleared", cleared_at=now, cleared_by=by[:100], clear_reason=cleared.reason[:500] or None,
-                    updated_at=now))
-            return int(found[-1]) if found else None
-
-        alert_id = await self.store.write(op)
+        alert_id = await self.store.write(lambda conn: self._apply_clear(conn, cleared, now))
         if alert_id is None:
             return None
         view = alert_view(await self._row(alert_id))
         await self.announce("cleared", view)
         return view
+
+    async def _apply_clear(self, conn: AsyncConnection, cleared: AlertCleared, now: datetime) -> int | None:
+        """One clear in the caller's transaction: the id of the alert it cleared (None: no active alert)."""
+        by = f"rule:{cleared.rule_id}" if cleared.rule_id else "rule"
+        query = select(alerts.c.id).where(alerts.c.dedup_key == cleared.dedup_key, alerts.c.state.in_(ACTIVE))
+        if cleared.episode is not None:   # not a later episode's alert (a stale clear redelivered)
+            query = query.where(or_(alerts.c.episode == cleared.episode, alerts.c.episode.is_(None)))
+        found = (await conn.execute(query)).scalars().all()
+        for alert_id in found:
+            await conn.execute(alerts.update().where(alerts.c.id == alert_id).values(
+                state="cleared", cleared_at=now, cleared_by=by[:100], clear_reason=cleared.reason[:500] or None,
+                updated_at=now))
+        return int(found[-1]) if found else None
 
     # -- operator actions ------------------------------------------------------------------------------------
     async def acknowledge(self, alert_id: int, principal: Principal, note: str | None = None) -> dict[str, Any]:

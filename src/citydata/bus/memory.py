@@ -41,6 +41,10 @@ class BusJournal(Protocol):
         ...
 
 
+def _again(d: Delivery) -> Delivery:
+    return Delivery(d.event, d.seq, d.attempt + 1, d.group)
+
+
 def partition_of(key: str, partitions: int) -> int:
     """Stable partition of a key (the same on every node and every run)."""
     return zlib.crc32(key.encode()) % partitions if partitions > 1 else 0
@@ -91,19 +95,29 @@ class _Subscriber(Subscription):
 class _Member(Consumer):
     """One consumer of a group: a task that applies its queue in order.
 
+    With ``batch_ack`` the member takes what its queue holds (up to ``BATCH_MAX``) as one batch, marks the last
+    delivery ``last_in_batch`` and acknowledges the batch only after the handler returned for that last one, so
+    a handler may commit once per batch (the alerts service, the rules engine). When the handler fails on the
+    last delivery until it is dead-lettered, the batch's earlier deliveries are handed to it again (one attempt
+    more each): their effect may not be committed. Each delivery is retried on its own first, so a poison one
+    is dead-lettered without holding the others.
+
     The task is supervised: a failure that escapes the delivery loop (a ``CancelledError`` raised by the
     handler while nobody cancelled the consumer, an error of the journal while dead-lettering, ...) is logged
     with its traceback, counted (``BusStats.consumer_failures``) and the loop restarted after a short backoff,
-    with the delivery it had in hand handed to it again (at-least-once). Only ``close()`` (or a cancel of its
+    with the deliveries it had in hand handed to it again (at-least-once). Only ``close()`` (or a cancel of its
     task from outside, as when the event loop shuts down: logged) ends a consumer."""
 
-    def __init__(self, group: _Group, handler: Handler, index: int) -> None:
-        self.group, self.handler = group, handler
+    BATCH_MAX = 500
+
+    def __init__(self, group: _Group, handler: Handler, index: int, batch_ack: bool = False) -> None:
+        self.group, self.handler, self.batch_ack = group, handler, batch_ack
         self.name = f"{group.name}#{index}"
         self.queue: asyncio.Queue[Delivery] = asyncio.Queue(group.bus.queue_size)
-        self._in_hand: Delivery | None = None
+        self._in_hand: list[Delivery] = []     # taken, not settled yet
+        self._settled: list[int] = []          # handled or dead-lettered, not acknowledged to the group yet
         self._closing = False
-        self._failures = 0          # consecutive failures (reset by a delivery handled to the end)
+        self._failures = 0          # consecutive failures (reset by a batch handled to the end)
         self.task = self._start()
 
     def _start(self) -> asyncio.Task[None]:
@@ -123,7 +137,7 @@ class _Member(Consumer):
         err = task.exception()
         delay = min(0.05 * 2 ** min(self._failures, 6), 2.0)
         log.error("consumer %s failed (%r) with event %s in hand; restarting it in %.2f s (failure %d)",
-                  self.name, err, None if self._in_hand is None else self._in_hand.event.id, delay,
+                  self.name, err, self._in_hand[0].event.id if self._in_hand else None, delay,
                   bus.stats.consumer_failures, exc_info=err)
         self.task = asyncio.create_task(self._restart(delay), name=f"bus-consumer-{self.name}")
         self.task.add_done_callback(self._on_done)
@@ -132,43 +146,70 @@ class _Member(Consumer):
         await asyncio.sleep(delay)
         await self._run()
 
+    async def _take(self) -> list[Delivery]:
+        while self._settled:           # settled before a failed loop could acknowledge them
+            await self.group.acked(self._settled[0])
+            self._settled.pop(0)
+        if self._in_hand:      # what a failed loop had in hand: again, one attempt more
+            return [_again(d) for d in self._in_hand]
+        batch = [await self.queue.get()]
+        self.queue.task_done()            # the queue counts waiting deliveries; those in hand are ours
+        while self.batch_ack and len(batch) < self.BATCH_MAX and not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+            self.queue.task_done()
+        return batch
+
     async def _run(self) -> None:
+        while True:
+            batch = await self._take()
+            while batch:
+                self._in_hand = list(batch)
+                handled: list[Delivery] = []
+                for i, delivery in enumerate(batch):
+                    delivery.last_in_batch = i == len(batch) - 1
+                    if await self._deliver(delivery):
+                        handled.append(delivery)
+                    else:                                  # dead-lettered: settled
+                        self._settled.append(delivery.seq)
+                        self._in_hand = [d for d in self._in_hand if d is not delivery]
+                if not self.batch_ack or (handled and handled[-1] is batch[-1]):
+                    self._settled.extend(d.seq for d in handled)
+                    batch = []
+                else:     # the last one failed for good: what the others did may not be committed
+                    batch = [_again(d) for d in handled]
+            self._in_hand = []
+            self._settled.sort()
+            while self._settled:       # (a failure here: the restarted loop acknowledges the rest first)
+                await self.group.acked(self._settled[0])
+                self._settled.pop(0)
+            self._failures = 0
+
+    async def _deliver(self, delivery: Delivery) -> bool:
+        """Hand one delivery to the handler, retrying it; False when it was dead-lettered."""
         bus = self.group.bus
         while True:
-            if self._in_hand is not None:     # the delivery a failed loop had in hand: again, one attempt more
-                d = self._in_hand
-                delivery = Delivery(d.event, d.seq, d.attempt + 1, d.group)
-            else:
-                delivery = await self.queue.get()
-                self.queue.task_done()        # the queue counts waiting deliveries; the one in hand is ours
-            self._in_hand = delivery
-            while True:
-                try:
-                    await self.handler(delivery)
-                    bus.stats.delivered += 1
-                    break
-                except asyncio.CancelledError:
-                    task = asyncio.current_task()
-                    if self._closing or (task is not None and task.cancelling()):
-                        raise                 # close(): the event stays unacknowledged
-                    # the handler awaited something that was cancelled: a failure of this delivery, not a stop
-                    err: BaseException = RuntimeError("handler raised CancelledError")
-                except Exception as exc:
-                    err = exc
-                if delivery.attempt >= self.group.max_attempts:
-                    bus.stats.dead_lettered += 1
-                    log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s",
-                              self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
-                    if bus.journal is not None:
-                        await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
-                    break
-                bus.stats.redelivered += 1
-                delivery = Delivery(delivery.event, delivery.seq, delivery.attempt + 1, delivery.group)
-                self._in_hand = delivery
-                await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
-            await self.group.acked(delivery.seq)
-            self._in_hand = None
-            self._failures = 0
+            try:
+                await self.handler(delivery)
+                bus.stats.delivered += 1
+                return True
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._closing or (task is not None and task.cancelling()):
+                    raise                 # close(): the event stays unacknowledged
+                # the handler awaited something that was cancelled: a failure of this delivery, not a stop
+                err: BaseException = RuntimeError("handler raised CancelledError")
+            except Exception as exc:
+                err = exc
+            if delivery.attempt >= self.group.max_attempts:
+                bus.stats.dead_lettered += 1
+                log.error("consumer %s dead-lettered event %s (%s) after %d attempts: %s",
+                          self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
+                if bus.journal is not None:
+                    await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
+                return False
+            bus.stats.redelivered += 1
+            delivery.attempt += 1
+            await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
 
     def pending(self) -> int:
         return self.queue.qsize()
@@ -327,11 +368,11 @@ class MemoryBus(Bus):
             if existing is not None:
                 if existing.pattern != pattern:
                     raise ValueError(f"consumer group {group!r} already consumes {existing.pattern!r}")
-                member = _Member(existing, handler, len(existing.members))
+                member = _Member(existing, handler, len(existing.members), batch_ack)
                 existing.members.append(member)
                 return member
             grp = _Group(self, group, pattern, max_attempts)
-            member = _Member(grp, handler, 0)
+            member = _Member(grp, handler, 0, batch_ack)
             grp.members.append(member)
             self._groups[group] = grp
             if self.journal is not None:

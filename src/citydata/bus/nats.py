@@ -33,10 +33,12 @@ cluster (``citydata.cluster``) gives each partition to one node at a time, so pe
 nodes. ``consume`` without a partition reads every partition (``{prefix}.p.*.{pattern}``) in stream order.
 
 Acknowledgements: each event is acknowledged as soon as its handler returns, so a member that dies has at
-most the event in hand to be redelivered. With ``batch_ack=True`` (the rules engine) the events of one
-fetched batch are acknowledged together after the batch is handled (``Delivery.last_in_batch`` marks the
-last one), so a handler that must commit before acknowledging commits once per batch, not once per event. A
-member stopped in the middle of a batch hands back (naks) the events it has not acknowledged.
+most the event in hand to be redelivered. With ``batch_ack=True`` (the rules engine, the tracking partitions,
+the alerts service) the events of one fetched batch are acknowledged together after the batch is handled
+(``Delivery.last_in_batch`` marks the last one), so a handler that must commit before acknowledging commits
+once per batch, not once per event; when the handler fails on the last one, the batch's other events are
+handed back (nak) with it, since their effect may not be committed. A member stopped in the middle of a
+batch hands back (naks) the events it has not acknowledged.
 
 Connection loss: nats-py reconnects forever (``max_reconnect_attempts=-1``); a publish that gets no
 acknowledgement is retried with the same message id until ``publish_timeout``, then raises ``Unavailable``.

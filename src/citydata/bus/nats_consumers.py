@@ -140,11 +140,19 @@ class NatsMember(Consumer):
                 for i, msg in enumerate(msgs):
                     if self._stopping:
                         break
-                    if await self._handle(msg, last=i == len(msgs) - 1):
+                    last = i == len(msgs) - 1
+                    if await self._handle(msg, last=last):
                         if self.batch_ack:
                             done.append(msg)
                         else:
                             await self._settle(msg)
+                    elif last and done:
+                        # the handler did not return for the batch's last event (it failed, or that message
+                        # was no event): what it did for the others may not be committed, so they come back
+                        for held in done:
+                            with contextlib.suppress(Exception):
+                                await held.nak()
+                        done = []
                     self._local -= 1
                 else:
                     complete = True
