@@ -144,3 +144,43 @@ async def test_ingest_publishes_durable_and_live_events(backend_platform: Any) -
     assert durable[0].data["result"] == 7.5 and durable[0].data["datastream_id"] == ds
     obs = next(e for e in live if e.data["entity"] == "Observation")
     assert obs.data["links"]["Datastream"] == ds and obs.data["json"]["result"] == 7.5
+
+
+async def test_one_flush_over_many_streams_keeps_each_streams_ranges_area_and_latest(backend_platform: Any) -> None:
+    """The stream upkeep is a few statements per flush for all its streams: each stream still gets its own
+    latest value, phenomenon and result time ranges (widened, never narrowed) and observedArea."""
+    p = backend_platform
+    streams = [await _stream(p) for _ in range(5)]
+    far = {"name": "Ao Po pier", "description": "a second place", "encodingType": "application/geo+json",
+           "feature": {"type": "Point", "coordinates": [98.52, 8.07]}}
+    bodies = []
+    for n, ds in enumerate(streams):
+        for h in (1, 3):
+            bodies.append({"Datastream": {"@iot.id": ds}, "phenomenonTime": f"2026-11-21T0{h}:00:00Z",
+                           "result": n * 10 + h,
+                           **({"resultTime": f"2026-11-21T0{h}:00:05Z"} if n % 2 else {})})
+    bodies.append({"Datastream": {"@iot.id": streams[0]}, "phenomenonTime": "2026-11-21T02:00:00Z", "result": 2,
+                   "FeatureOfInterest": far})
+    made = await p.sta.ingest.create(bodies)
+    assert all(isinstance(m, Created) and m.created for m in made)
+    # an older observation later on: the ranges stay as wide, the latest stays the newest
+    await p.sta.ingest.create([{"phenomenonTime": "2026-11-20T23:00:00Z", "result": -1}], stream_id=streams[1])
+    t = DATASTREAM.table
+    rows = {r["id"]: r for r in await p.store.fetch_all(select(t).where(t.c.id.in_(streams)))}
+    latest = {r["datastream_id"]: r["result_number"] for r in await p.store.fetch_all(
+        select(latest_observations).where(latest_observations.c.datastream_id.in_(streams)))}
+    for n, ds in enumerate(streams):
+        row = rows[ds]
+        first = "2026-11-20T23" if n == 1 else "2026-11-21T01"
+        assert row["phenomenon_time_start"].isoformat().startswith(first), (n, row["phenomenon_time_start"])
+        assert row["phenomenon_time_end"].isoformat().startswith("2026-11-21T03"), (n, row["phenomenon_time_end"])
+        if n % 2:
+            assert row["result_time_start"].isoformat().startswith("2026-11-21T01:00:05")
+            assert row["result_time_end"].isoformat().startswith("2026-11-21T03:00:05")
+        else:
+            assert row["result_time_start"] is None and row["result_time_end"] is None
+        assert latest[ds] == n * 10 + 3
+        expected = "Polygon" if n == 0 else "Point"       # stream 0 also observed the far pier
+        assert row["observed_area"]["type"] == expected, (n, row["observed_area"])
+    assert rows[streams[0]]["observed_area"]["coordinates"][0][2] == [98.52, 8.07]
+    assert rows[streams[1]]["observed_area"]["coordinates"] == [98.3905, 7.889]

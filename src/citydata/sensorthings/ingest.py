@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import case, select
+from sqlalchemy import bindparam, case, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -266,44 +266,40 @@ class ObservationIngest:
 
     async def _maintain_streams(self, conn: AsyncConnection, rows: list[dict[str, Any]], multi: dict[int, bool],
                                 now: datetime) -> None:
+        """Each stream's latest value, time ranges and observedArea, a few statements per flush whatever the
+        number of streams in it (one upsert, one executemany per stream table, the area reads)."""
         by_stream: dict[int, list[dict[str, Any]]] = {}
         for row in rows:
             by_stream.setdefault(row["datastream_id"], []).append(row)
-        insert = sqlite_dialect.insert if conn.dialect.name == "sqlite" else pg_dialect.insert
+        latest: list[dict[str, Any]] = []
+        ranges: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        fois: dict[bool, dict[int, set[int]]] = {False: {}, True: {}}
         for sid, group in by_stream.items():
             newest = max(group, key=lambda r: (r["phenomenon_time"], r["id"]))
-            stmt = insert(latest_observations).values(
-                datastream_id=sid, observation_id=newest["id"], phenomenon_time=newest["phenomenon_time"],
-                result_number=newest["result_number"], result_json=newest["result_json"], updated_at=now)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[latest_observations.c.datastream_id],
-                set_={"observation_id": stmt.excluded.observation_id,
-                      "phenomenon_time": stmt.excluded.phenomenon_time,
-                      "result_number": stmt.excluded.result_number, "result_json": stmt.excluded.result_json,
-                      "updated_at": stmt.excluded.updated_at},
-                where=latest_observations.c.phenomenon_time <= stmt.excluded.phenomenon_time)
-            await conn.execute(stmt)
-            start = min(r["phenomenon_time"] for r in group)
-            end = max(r["phenomenon_time_end"] or r["phenomenon_time"] for r in group)
+            latest.append({"datastream_id": sid, "observation_id": newest["id"],
+                           "phenomenon_time": newest["phenomenon_time"], "result_number": newest["result_number"],
+                           "result_json": newest["result_json"], "updated_at": now})
             rtimes = [r["result_time"] for r in group if r["result_time"] is not None]
-            table = s.multi_datastreams if multi[group[0]["id"]] else s.datastreams
-            c = table.c
-            values: dict[str, Any] = {
-                "phenomenon_time_start": case((c.phenomenon_time_start.is_(None), start),
-                                              (c.phenomenon_time_start > start, start),
-                                              else_=c.phenomenon_time_start),
-                "phenomenon_time_end": case((c.phenomenon_time_end.is_(None), end), (c.phenomenon_time_end < end, end),
-                                            else_=c.phenomenon_time_end)}
-            if rtimes:
-                rs, re_ = min(rtimes), max(rtimes)
-                values["result_time_start"] = case((c.result_time_start.is_(None), rs), (c.result_time_start > rs, rs),
-                                                   else_=c.result_time_start)
-                values["result_time_end"] = case((c.result_time_end.is_(None), re_), (c.result_time_end < re_, re_),
-                                                 else_=c.result_time_end)
-            area = await _observed_area(conn, table, sid, {r["foi_id"] for r in group})
-            if area is not None:
-                values["observed_area"] = area
-            await conn.execute(table.update().where(c.id == sid).values(**values))
+            is_multi = multi[group[0]["id"]]
+            ranges[is_multi].append({
+                "b_id": sid, "b_start": min(r["phenomenon_time"] for r in group),
+                "b_end": max(r["phenomenon_time_end"] or r["phenomenon_time"] for r in group),
+                "b_rs": min(rtimes) if rtimes else None, "b_re": max(rtimes) if rtimes else None})
+            fois[is_multi][sid] = {r["foi_id"] for r in group}
+        insert = sqlite_dialect.insert if conn.dialect.name == "sqlite" else pg_dialect.insert
+        stmt = insert(latest_observations).values(latest)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[latest_observations.c.datastream_id],
+            set_={"observation_id": stmt.excluded.observation_id, "phenomenon_time": stmt.excluded.phenomenon_time,
+                  "result_number": stmt.excluded.result_number, "result_json": stmt.excluded.result_json,
+                  "updated_at": stmt.excluded.updated_at},
+            where=latest_observations.c.phenomenon_time <= stmt.excluded.phenomenon_time)
+        await conn.execute(stmt)
+        for is_multi, params in ranges.items():
+            if params:
+                table = s.multi_datastreams if is_multi else s.datastreams
+                await conn.execute(_widen_ranges(table), params)
+                await _grow_observed_areas(conn, table, fois[is_multi])
 
     # -- events ------------------------------------------------------------------------------------------------
     def _received(self, item: _Item, created: Created) -> Event:
@@ -324,20 +320,56 @@ class ObservationIngest:
             "entity": "Observation", "id": created.id, "op": "created", "json": body, "links": links})
 
 
-async def _observed_area(conn: AsyncConnection, table: Any, stream_id: int, fois: set[int]) -> dict[str, Any] | None:
-    """The stream's observedArea grown to cover these FeaturesOfInterest (a bounding box: a Point for one
-    position, else a Polygon), or None when it already covers them."""
+def _widen_ranges(table: Any) -> Any:
+    """``UPDATE`` (for executemany) that widens a stream's phenomenon and result time ranges to cover
+    ``b_start``..``b_end`` and ``b_rs``..``b_re`` (NULL: no result times). In SQL, so concurrent writers (nodes
+    sharing PostgreSQL) never narrow what another widened."""
+    c = table.c
+    ts = c.phenomenon_time_start.type
+    start, end, rs, re_ = (bindparam(n, type_=ts) for n in ("b_start", "b_end", "b_rs", "b_re"))
+
+    def lower(col: Any, v: Any) -> Any:
+        return case((col.is_(None), v), (col > v, v), else_=col)   # v NULL: col stays
+
+    def upper(col: Any, v: Any) -> Any:
+        return case((col.is_(None), v), (col < v, v), else_=col)
+
+    return table.update().where(c.id == bindparam("b_id")).values(
+        phenomenon_time_start=lower(c.phenomenon_time_start, start),
+        phenomenon_time_end=upper(c.phenomenon_time_end, end),
+        result_time_start=lower(c.result_time_start, rs), result_time_end=upper(c.result_time_end, re_))
+
+
+async def _grow_observed_areas(conn: AsyncConnection, table: Any, fois: dict[int, set[int]]) -> None:
+    """Grow each stream's observedArea to cover its new observations' FeaturesOfInterest: two reads for all
+    the streams, and an update only where an area changed (a new place)."""
     t = s.features_of_interest
-    rows = (await conn.execute(select(t.c.min_lon, t.c.min_lat, t.c.max_lon, t.c.max_lat)
-                               .where(t.c.id.in_(fois)))).all()
-    boxes: list[tuple[float, ...]] = [tuple(b) for b in rows if b[0] is not None]
-    if not boxes:
-        return None
-    current = (await conn.execute(select(table.c.observed_area).where(table.c.id == stream_id))).scalar()
+    wanted = set().union(*fois.values())
+    boxes = {r[0]: tuple(r[1:]) for r in (await conn.execute(
+        select(t.c.id, t.c.min_lon, t.c.min_lat, t.c.max_lon, t.c.max_lat).where(t.c.id.in_(wanted)))).all()
+        if r[1] is not None}
+    sids = [sid for sid, ids in fois.items() if any(f in boxes for f in ids)]
+    if not sids:
+        return
+    current: dict[int, Any] = {r[0]: r[1] for r in (await conn.execute(
+        select(table.c.id, table.c.observed_area).where(table.c.id.in_(sids)))).all()}
+    updates = []
+    for sid in sids:
+        area = grown_area([boxes[f] for f in fois[sid] if f in boxes], current.get(sid))
+        if area is not None:
+            updates.append({"b_id": sid, "b_area": area})
+    if updates:
+        await conn.execute(table.update().where(table.c.id == bindparam("b_id")).values(
+            observed_area=bindparam("b_area", type_=table.c.observed_area.type)), updates)
+
+
+def grown_area(boxes: list[tuple[float, ...]], current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The observedArea grown to cover these bounding boxes (a Point for one position, else a Polygon), or None
+    when ``current`` already is that."""
     if current:
         from shapely.geometry import shape
 
-        boxes.append(tuple(shape(current).bounds))
+        boxes = [*boxes, tuple(shape(current).bounds)]
     lo_x, lo_y = min(b[0] for b in boxes), min(b[1] for b in boxes)
     hi_x, hi_y = max(b[2] for b in boxes), max(b[3] for b in boxes)
     if lo_x == hi_x and lo_y == hi_y:
