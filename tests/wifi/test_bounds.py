@@ -4,14 +4,17 @@ ended by eviction (counted), and the footfall already gathered for an evicted se
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import func, select
 
 from citydata.clock import DrivenClock
+from citydata.errors import Unavailable
 from citydata.wifi import service as wifi_service
 from citydata.wifi.model import WifiEvent
 from citydata.wifi.schema import wifi_presence
@@ -89,3 +92,36 @@ async def test_service_bounds_sessions_counts_evictions_and_flushes_presence_ear
     row = await store.fetch_one(select(func.count(func.distinct(wifi_presence.c.device)).label("devices"),
                                        func.sum(wifi_presence.c.sessions).label("sessions")))
     assert row is not None and (row["devices"], row["sessions"]) == (len(macs), len(macs))
+
+
+async def test_http_lines_are_refused_with_a_retry_while_a_full_buffer_waits_for_a_rebuild(
+        store: Any, backend_settings: Any, monkeypatch: Any) -> None:
+    """With the presence buffer at four times its bound and a rebuild holding it, an HTTP request is refused
+    whole (503 + Retry-After, counted) before any of it is taken; syslog and imports wait instead."""
+    monkeypatch.setattr(wifi_service, "MAX_PRESENCE_BUFFER", 25)
+    clock = DrivenClock(NOW)
+    wifi = await make_wifi(store, clock, backend_settings)
+    hotspot = next(iter(wifi.registry.by_id))
+
+    def lines(first: int, n: int) -> list[str]:
+        return [orjson.dumps({"event": "associate", "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                              "hotspot_id": hotspot, "time": clock.now().isoformat()}).decode()
+                for i in range(first, first + n)]
+
+    async with wifi._lock:                                      # a rebuild in progress
+        # taken whole, then it waits for room (it filled the buffer to four times its bound)
+        filling = asyncio.create_task(wifi.ingest_lines(lines(0, 100), "jsonl", "http", refuse_when_busy=True))
+        await asyncio.sleep(0.05)
+        assert len(wifi.tracker.delta) == 100 and not filling.done()
+        with pytest.raises(Unavailable) as refused:
+            await wifi.ingest_lines(lines(100, 10), "jsonl", "http", refuse_when_busy=True)
+        assert refused.value.code == "overloaded" and refused.value.extra["retry_after"] == 2
+        assert len(wifi.tracker.delta) == 100                   # nothing of the refused request was taken
+        waiting = asyncio.create_task(wifi.ingest_lines(lines(200, 10), "jsonl", "syslog-udp"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()                                # syslog waits for the rebuild instead
+    assert (await filling).accepted == 100 and (await waiting).accepted == 10
+    assert wifi.metrics.registry.get_sample_value("citydata_rejected_total",
+                                                  {"kind": "wifi", "code": "overloaded"}) == 10
+    # once the rebuild let go, HTTP is taken again
+    assert (await wifi.ingest_lines(lines(300, 10), "jsonl", "http", refuse_when_busy=True)).accepted == 10

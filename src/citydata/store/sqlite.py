@@ -53,7 +53,10 @@ def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool, cac
         cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=10000")
-        cur.execute("PRAGMA temp_store=MEMORY")
+        # The writer's temporary structures are small (one batch); a reader's are the rollup rebuilds' sorts and
+        # DISTINCTs over hours of presence: on a file (the OS page cache) they are bounded by the cache instead
+        # of growing the heap by hundreds of MiB that the allocator then keeps.
+        cur.execute(f"PRAGMA temp_store={'MEMORY' if writer else 'FILE'}")
         cur.execute(f"PRAGMA cache_size=-{int(cache_mib) * 1024}")
         if not writer:
             cur.execute("PRAGMA query_only=ON")

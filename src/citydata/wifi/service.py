@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter
 from sqlalchemy import case, func, select
 
+from citydata.errors import Unavailable
+from citydata.ops.memory import release_free_memory
 from citydata.ops.periodic import Periodic
 from citydata.wifi.model import ParseError, RawRecord, WifiEvent, scrub
 from citydata.wifi.parsers.base import Context, parse_line
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 MAX_REASONS = 100
 MAX_PRESENCE_BUFFER = 50_000     # presence rows gathered in memory before a flush is forced between ticks
+TRIM_AFTER_S = 0.5               # a rollup rebuild at least this long: hand the freed memory back to the OS
 
 
 @dataclass
@@ -120,8 +123,18 @@ class WifiService:
     def context(self) -> Context:
         return Context(now=self.clock.now(), tz=self.ctx_tz)
 
-    async def ingest_lines(self, lines: list[str], fmt: str, channel: str) -> IngestResult:
-        """Parse and ingest text lines (blank lines are skipped). Bad lines are dead-lettered, not raised."""
+    async def ingest_lines(self, lines: list[str], fmt: str, channel: str, *,
+                           refuse_when_busy: bool = False) -> IngestResult:
+        """Parse and ingest text lines (blank lines are skipped). Bad lines are dead-lettered, not raised.
+
+        ``refuse_when_busy`` (HTTP): while the presence buffer is full and a flush or rebuild holds it, refuse
+        the whole request with ``Unavailable`` (503, Retry-After, counted) before anything of it is taken,
+        rather than hold it until the rebuild ends (clients time out). Without it (syslog, imports) the call
+        waits for room."""
+        if refuse_when_busy and len(self.tracker.delta) >= 4 * MAX_PRESENCE_BUFFER and self._lock.locked():
+            self.metrics.rejected.labels("wifi", "overloaded").inc(len(lines))
+            raise Unavailable("WiFi presence is being written behind a rollup rebuild; retry shortly",
+                              code="overloaded", retry_after=2)
         ctx = self.context()
         result = IngestResult()
         records: list[tuple[int, str, RawRecord]] = []
@@ -248,6 +261,8 @@ class WifiService:
                 self._rebuild_cost = self._last_hours - began
                 if days:
                     self._last_days = self._last_hours
+                if self._rebuild_cost >= TRIM_AFTER_S:     # a big rebuild's rows are freed: give the memory back
+                    await asyncio.to_thread(release_free_memory)
             return {"presence_rows": written, "hours": nhours, "days": ndays}
 
     async def purge(self) -> dict[str, int]:

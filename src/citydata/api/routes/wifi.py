@@ -57,7 +57,7 @@ async def post_events(request: Request, platform: PlatformDep, caller: Annotated
     if len(lines) > platform.settings.wifi_max_lines:
         raise PayloadTooLarge(f"more than {platform.settings.wifi_max_lines} lines in one request "
                               "(CITYDATA_WIFI_MAX_LINES)", code="too_many_lines")
-    result = await wifi.ingest_lines(lines, fmt, "http")
+    result = await wifi.ingest_lines(lines, fmt, "http", refuse_when_busy=True)
     return result.as_dict()
 
 
