@@ -16,11 +16,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from sqlalchemy import select
 
 from citydata.clock import DrivenClock
 from citydata.cluster.partition import partition_of
 from citydata.events import Event
 from citydata.tracking.geofence import INSIDE, OUTSIDE
+from citydata.tracking.schema import tracking_travellers
 from tests.conftest import make_settings
 from tests.tracking.conftest import OLD_TOWN, START, arrive_and_enrol, ping
 
@@ -91,6 +93,8 @@ async def test_partition_takeover_rebuilds_state_and_raises_once(tmp_path: Path,
             tid, token = await arrive_and_enrol(p, client)
             k = partition_of(tid, PARTITIONS)
             await until(lambda: k in node.tracking and tid in node.tracking[k].travellers)
+            row = await p.store.fetch_one(select(tracking_travellers).where(tracking_travellers.c.traveller_id == tid))
+            assert row is not None and (row["bus_partitions"], row["bus_partition"]) == (PARTITIONS, k)
             auth = {"Authorization": f"Bearer {token}"}
 
             async def send(minutes: int, where: tuple[float, float]) -> None:

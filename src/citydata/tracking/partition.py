@@ -104,7 +104,7 @@ class TrackingPartition:
         stored = await svc.store.get_meta(self.meta_key)
         self.applied = self.committed = int(stored or 0)
         keep = self._mine
-        for rt, _token in await svc.load_runtimes(keep):
+        for rt, _token in await svc.load_runtimes(keep, partition=self.k):
             self.travellers[rt.traveller_id] = rt
             if rt.overdue_since is None:
                 self.monitor.reported(rt.traveller_id, rt.last_report or rt.arrived)

@@ -53,7 +53,12 @@ tracking_travellers = Table(
     Column("overdue_since", UTCDateTime, nullable=True),
     Column("pings_purged_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The bus key partition of the traveller (``partition_of(traveller_id, bus_partitions)``), so a node taking
+    # a partition over reads its own travellers, not every active one. NULL: written before it was kept.
+    Column("bus_partitions", Integer, nullable=True),
+    Column("bus_partition", Integer, nullable=True),
     Index("ix_tracking_travellers_status", "status"),
+    Index("ix_tracking_travellers_partition", "bus_partitions", "bus_partition", "status"),
     Index("ix_tracking_travellers_hotel", "hotel_id"),
     Index("ix_tracking_travellers_enrol", "enrol_hash"),
     Index("ix_tracking_travellers_token", "device_token_id"),

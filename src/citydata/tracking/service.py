@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.auth import Principal, Role
+from citydata.cluster.partition import partition_of
 from citydata.errors import CityDataError, Conflict, NotFound, ValidationFailed
 from citydata.events import Event, make_event
 from citydata.geo.model import geometry_from_geojson
@@ -166,11 +167,13 @@ class TrackingService:
         self.zones = {row["id"]: dict(row) for row in await self.store.fetch_all(select(tracking_zones))}
         self._rebuild_fences()
 
-    async def load_runtimes(self, keep: Callable[[str], bool] | None = None, *,
-                            traveller_id: str | None = None) -> list[tuple[Runtime, str | None]]:
-        """The active travellers' state from the store (``citydata.tracking.state.load_runtimes``)."""
+    async def load_runtimes(self, keep: Callable[[str], bool] | None = None, *, traveller_id: str | None = None,
+                            partition: int | None = None) -> list[tuple[Runtime, str | None]]:
+        """The active travellers' state from the store (``citydata.tracking.state.load_runtimes``); with
+        ``partition``, those of that bus partition (read by their stored partition, not all of them)."""
         return await load_runtimes(self.store, self.home.id, set(self.engine.fences.by_id), keep,
-                                   traveller_id=traveller_id)
+                                   traveller_id=traveller_id,
+                                   partition=None if partition is None else (partition, self.bus.partitions))
 
     def _rebuild_fences(self) -> None:
         zones = [Fence(z["id"], z["name"], geometry_from_geojson(z["geometry"]), z["buffer_m"])
@@ -248,6 +251,7 @@ class TrackingService:
                         "at": iso(body.consent.at) if body.consent.at else iso(now)},
             "enrol_hash": self.enrol_hash(enrol_code),
             "enrol_expires_at": now + timedelta(seconds=s.tracking_enrol_ttl_s), "created_at": now,
+            "bus_partitions": self.bus.partitions, "bus_partition": partition_of(tid, self.bus.partitions),
         }
 
         async def op(conn: AsyncConnection) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from citydata.tracking.geofence import INSIDE, FenceState, Fix, TravellerFences, copy_states
 from citydata.tracking.schema import tracking_fence_state, tracking_travellers
@@ -51,15 +51,23 @@ def last_seen_row(rt: Runtime) -> dict[str, Any]:
 
 
 async def load_runtimes(store: Store, home_id: str, fence_ids: set[str], keep: Callable[[str], bool] | None = None,
-                        *, traveller_id: str | None = None) -> list[tuple[Runtime, str | None]]:
+                        *, traveller_id: str | None = None,
+                        partition: tuple[int, int] | None = None) -> list[tuple[Runtime, str | None]]:
     """The active travellers' state from the store (those ``keep`` accepts): last fix, last report, overdue
-    since, fence states; with their device token id."""
-    t = tracking_travellers
+    since, fence states; with their device token id. ``partition`` (k, of n): only rows stored with that
+    partition of n, and those stored without one or with another n (``keep`` decides for them)."""
+    t, fs = tracking_travellers, tracking_fence_state
     stmt = select(t).where(t.c.status == "active")
-    fstmt = select(tracking_fence_state)
+    fstmt = select(fs)
     if traveller_id is not None:
         stmt = stmt.where(t.c.traveller_id == traveller_id)
-        fstmt = fstmt.where(tracking_fence_state.c.traveller_id == traveller_id)
+        fstmt = fstmt.where(fs.c.traveller_id == traveller_id)
+    if partition is not None:
+        k, n = partition
+        mine = or_(and_(t.c.bus_partitions == n, t.c.bus_partition == k), t.c.bus_partitions.is_(None),
+                   t.c.bus_partitions != n)
+        stmt = stmt.where(mine)
+        fstmt = fstmt.join(t, t.c.traveller_id == fs.c.traveller_id).where(t.c.status == "active", mine)
     out: dict[str, tuple[Runtime, str | None]] = {}
     for row in await store.fetch_all(stmt):
         if keep is not None and not keep(row["traveller_id"]):
