@@ -148,7 +148,7 @@ class WifiService:
                 bad.append((n, line, str(err), "unparseable"))
         events, more_bad = self._edge(records, ctx)
         bad += more_bad
-        await self._accept(events, channel)
+        await self._accept(events, channel, refuse_when_busy=refuse_when_busy)
         result.accepted = len(events)
         if bad:
             await self._reject(bad, f"{channel}:{fmt}", result)
@@ -192,7 +192,8 @@ class WifiService:
             rec.mac = ""       # the raw MAC goes no further
         return events, bad
 
-    async def _accept(self, events: list[tuple[WifiEvent, dict[str, Any]]], channel: str) -> None:
+    async def _accept(self, events: list[tuple[WifiEvent, dict[str, Any]]], channel: str, *,
+                      refuse_when_busy: bool = False) -> None:
         if not events:
             return
         now = self.clock.now()
@@ -217,9 +218,11 @@ class WifiService:
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
         # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a flush or rebuild holds the lock (then the
         # tick takes it right after; waiting here would hold this request for the whole rebuild); past four times
-        # that the request waits for it anyway (memory stays bounded).
+        # that a waiting caller (syslog, import) waits for it anyway, and an HTTP caller does not: the next HTTP
+        # requests are refused until there is room (``refuse_when_busy``), so memory stays bounded either way.
         pending = len(self.tracker.delta)
-        if pending >= MAX_PRESENCE_BUFFER and (not self._lock.locked() or pending >= 4 * MAX_PRESENCE_BUFFER):
+        if pending >= MAX_PRESENCE_BUFFER and (not self._lock.locked()
+                                               or (pending >= 4 * MAX_PRESENCE_BUFFER and not refuse_when_busy)):
             self.early_flushes += 1
             await self.flush(days=False, hours=False)
 
