@@ -124,7 +124,7 @@ class AlertService:
     # -- consuming ------------------------------------------------------------------------------------------
     async def _on_event(self, delivery: Delivery) -> None:
         """Collect the batch's events; on its last one apply them all in one transaction (the bus acknowledges
-        the batch after that). A redelivered event already collected is not collected twice."""
+        the batch after that). An event handed again while still collected is collected once."""
         event = delivery.event
         try:
             if event.kind == "alert.raised":
@@ -140,11 +140,12 @@ class AlertService:
             await self._apply_batch()
 
     async def _apply_batch(self) -> None:
-        """Apply the collected events in order in one transaction, then announce the changes. On failure the
-        events stay collected (the bus hands the batch again)."""
+        """Apply the collected events in order in one transaction, then announce the changes. On failure they
+        are dropped: the bus hands the whole batch again (to this node or, on NATS, to another)."""
         if not self._batch:
             return
         items = list(self._batch.items())
+        self._batch.clear()
         now = self.clock.now()
 
         async def op(conn: AsyncConnection) -> list[tuple[str, int | None]]:
@@ -157,9 +158,7 @@ class AlertService:
             return out
 
         results = await self._write(op, episodes=any(isinstance(p, AlertRaised) and p.episode is not None
-                                                      for p, _ in self._batch.values()))
-        for event_id in [event_id for event_id, _ in items]:
-            self._batch.pop(event_id, None)
+                                                      for _, (p, _) in items))
         self.batches_applied += 1
         views = {v["id"]: v for v in await self.rows([i for _, i in results if i is not None])}
         for (event_id, (payload, _)), (change, alert_id) in zip(items, results, strict=True):

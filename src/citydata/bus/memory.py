@@ -41,8 +41,12 @@ class BusJournal(Protocol):
         ...
 
 
+DEAD, FAILED = object(), object()      # outcomes of _Member._deliver besides the delivery handled
+
+
 def _again(d: Delivery) -> Delivery:
-    return Delivery(d.event, d.seq, d.attempt + 1, d.group)
+    """The same delivery, one attempt more (its place in the batch kept)."""
+    return Delivery(d.event, d.seq, d.attempt + 1, d.group, last_in_batch=d.last_in_batch)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -98,9 +102,10 @@ class _Member(Consumer):
     With ``batch_ack`` the member takes what its queue holds (up to ``BATCH_MAX``) as one batch, marks the last
     delivery ``last_in_batch`` and acknowledges the batch only after the handler returned for that last one, so
     a handler may commit once per batch (the alerts service, the rules engine). When the handler fails on the
-    last delivery until it is dead-lettered, the batch's earlier deliveries are handed to it again (one attempt
-    more each): their effect may not be committed. Each delivery is retried on its own first, so a poison one
-    is dead-lettered without holding the others.
+    last delivery, the whole batch is handed again (one attempt more each), as JetStream does with its nak: the
+    handler may drop what it collected when its commit fails. When that last one is dead-lettered, the others
+    are handed again as a batch of their own. Other deliveries are retried on their own, so a poison one is
+    dead-lettered without holding the batch.
 
     The task is supervised: a failure that escapes the delivery loop (a ``CancelledError`` raised by the
     handler while nobody cancelled the consumer, an error of the journal while dead-lettering, ...) is logged
@@ -164,19 +169,7 @@ class _Member(Consumer):
             batch = await self._take()
             while batch:
                 self._in_hand = list(batch)
-                handled: list[Delivery] = []
-                for i, delivery in enumerate(batch):
-                    delivery.last_in_batch = i == len(batch) - 1
-                    if await self._deliver(delivery):
-                        handled.append(delivery)
-                    else:                                  # dead-lettered: settled
-                        self._settled.append(delivery.seq)
-                        self._in_hand = [d for d in self._in_hand if d is not delivery]
-                if not self.batch_ack or (handled and handled[-1] is batch[-1]):
-                    self._settled.extend(d.seq for d in handled)
-                    batch = []
-                else:     # the last one failed for good: what the others did may not be committed
-                    batch = [_again(d) for d in handled]
+                batch = await self._handle_batch(batch)
             self._in_hand = []
             self._settled.sort()
             while self._settled:       # (a failure here: the restarted loop acknowledges the rest first)
@@ -184,14 +177,37 @@ class _Member(Consumer):
                 self._settled.pop(0)
             self._failures = 0
 
-    async def _deliver(self, delivery: Delivery) -> bool:
-        """Hand one delivery to the handler, retrying it; False when it was dead-lettered."""
+    async def _handle_batch(self, batch: list[Delivery]) -> list[Delivery]:
+        """Hand a batch to the handler; what is to be handed again (empty: the batch is settled)."""
+        handled: list[Delivery] = []
+        for i, delivery in enumerate(batch):
+            last = i == len(batch) - 1
+            delivery.last_in_batch = last
+            # a batch's last delivery is not retried alone: the handler may have dropped what it collected
+            outcome = await self._deliver(delivery, retry=not (self.batch_ack and last and i > 0))
+            if isinstance(outcome, Delivery):
+                handled.append(outcome)
+            elif outcome is DEAD:
+                self._settled.append(delivery.seq)
+                self._in_hand = [d for d in self._in_hand if d.seq != delivery.seq]
+            else:                        # FAILED: the whole batch again, one attempt more
+                self.group.bus.stats.redelivered += 1
+                await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
+                return [_again(d) for d in [*handled, delivery]]
+        if self.batch_ack and len(batch) > 1 and (not handled or handled[-1].seq != batch[-1].seq):
+            return [_again(d) for d in handled]     # the last was dead-lettered: the others' effect is unsure
+        self._settled.extend(d.seq for d in handled)
+        return []
+
+    async def _deliver(self, delivery: Delivery, *, retry: bool = True) -> Delivery | object:
+        """Hand one delivery to the handler, retrying it when ``retry`` (a new ``Delivery`` per attempt): the
+        one handled, ``DEAD`` when it was dead-lettered, ``FAILED`` when it failed and ``retry`` is off."""
         bus = self.group.bus
         while True:
             try:
                 await self.handler(delivery)
                 bus.stats.delivered += 1
-                return True
+                return delivery
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if self._closing or (task is not None and task.cancelling()):
@@ -206,9 +222,13 @@ class _Member(Consumer):
                           self.name, delivery.event.id, delivery.event.kind, delivery.attempt, err)
                 if bus.journal is not None:
                     await bus.journal.dead_letter(self.group.name, delivery, repr(err)[:500])
-                return False
+                return DEAD
+            if not retry:
+                return FAILED
             bus.stats.redelivered += 1
-            delivery.attempt += 1
+            again = _again(delivery)
+            self._in_hand = [again if d is delivery else d for d in self._in_hand]
+            delivery = again
             await asyncio.sleep(min(0.05 * 2 ** delivery.attempt, 2.0))
 
     def pending(self) -> int:
