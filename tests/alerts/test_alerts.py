@@ -10,19 +10,9 @@ import httpx
 import pytest
 
 from citydata.alerts.events import AlertRaised
-from citydata.clock import DrivenClock
 from citydata.events import make_event
 from tests.conftest import bearer, token_for
-from tests.incidents.support import alert_payload, publish_raised, start_platform, stop_platform, wait_for
-
-
-@pytest.fixture
-async def backend_ioc(backend_settings: Any, clock: DrivenClock) -> Any:
-    p, ours = await start_platform(backend_settings.model_copy(update={"mqtt_url": "none://"}), clock)
-    try:
-        yield p
-    finally:
-        await stop_platform(p, ours)
+from tests.incidents.support import alert_payload, publish_raised, wait_for
 
 
 async def test_flapping_rule_gives_one_updated_alert_and_a_cleared_one_is_not_reopened(backend_ioc: Any) -> None:

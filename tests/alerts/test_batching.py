@@ -6,26 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from citydata.alerts.service import AlertService
-from citydata.clock import DrivenClock
 from citydata.errors import Unavailable
 from citydata.events import make_event
 from citydata.incidents.schema import alerts
-from tests.incidents.support import alert_payload, start_platform, stop_platform, wait_for
+from tests.incidents.support import alert_payload, wait_for
 
 N = 300
-
-
-@pytest.fixture
-async def backend_ioc(backend_settings: Any, clock: DrivenClock) -> Any:
-    p, ours = await start_platform(backend_settings.model_copy(update={"mqtt_url": "none://"}), clock)
-    try:
-        yield p
-    finally:
-        await stop_platform(p, ours)
 
 
 def burst(p: Any, keys: int) -> list[Any]:

@@ -16,18 +16,9 @@ from citydata.clock import DrivenClock
 from citydata.errors import Conflict
 from citydata.incidents.schema import alerts
 from citydata.store import create_store
-from tests.incidents.support import alert_payload, start_platform, stop_platform
+from tests.incidents.support import alert_payload
 
 KEY = "heavy-rain:1"
-
-
-@pytest.fixture
-async def backend_ioc(backend_settings: Any, clock: DrivenClock) -> Any:
-    p, ours = await start_platform(backend_settings.model_copy(update={"mqtt_url": "none://"}), clock)
-    try:
-        yield p
-    finally:
-        await stop_platform(p, ours)
 
 
 def raised(episode: str, revision: int = 0, evidence: str = "obs-1") -> AlertRaised:
