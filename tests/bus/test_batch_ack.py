@@ -102,7 +102,7 @@ async def test_a_last_delivery_that_fails_for_good_brings_its_batch_back(env: Bu
 
 
 @pytest.mark.parametrize("batch_ack", [False, True])
-async def test_memory_bus_without_batch_ack_hands_one_at_a_time(batch_ack: bool) -> None:
+async def test_memory_bus_marks_batches_only_with_batch_ack(batch_ack: bool) -> None:
     from citydata.bus.memory import MemoryBus
 
     bus = MemoryBus()

@@ -10,26 +10,20 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
+import functools
 from collections.abc import Callable
 
-log = logging.getLogger(__name__)
-_trim: Callable[[int], int] | None = None
-_looked_up = False
 
-
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    global _trim, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _trim = libc.malloc_trim
-            _trim.argtypes = [ctypes.c_size_t]
-            _trim.restype = ctypes.c_int
-        except (OSError, AttributeError):     # not glibc (musl, macOS): nothing to do
-            _trim = None
-    return _trim
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):     # not glibc (musl, macOS): nothing to do
+        return None
+    trim.argtypes = [ctypes.c_size_t]    # type: ignore[attr-defined]
+    trim.restype = ctypes.c_int          # type: ignore[attr-defined]
+    return trim
 
 
 def release_free_memory() -> bool:
