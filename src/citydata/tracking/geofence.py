@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -303,15 +303,18 @@ class GeofenceEngine:
             home is not None and home.state == OUTSIDE)
 
     # -- feeding one traveller's fixes -----------------------------------------------------------------------
-    def process(self, tf: TravellerFences, fixes: Sequence[Fix], now: float) -> StepResult:
-        """Feed a traveller's new fixes (any order). Returns the transitions and how each fix was taken."""
+    def process(self, tf: TravellerFences, fixes: Sequence[Fix], now: float, *,
+                observed: Mapping[Fix, Observed] | None = None) -> StepResult:
+        """Feed a traveller's new fixes (any order). Returns the transitions and how each fix was taken.
+        ``observed``: the fixes already classified (``observe`` of many travellers' fixes at once); a fix
+        missing from it is classified here."""
         res = StepResult()
         ordered = sorted(fixes)
-        seen_t = {ob.fix.t for ob in tf.window}
+        seen_t: set[float] = set()
         fresh: list[Fix] = []
         late: list[Fix] = []
         for fix in ordered:
-            if fix.t in seen_t or (tf.last_t is not None and fix.t == tf.last_t):
+            if fix.t in seen_t or (tf.last_t is not None and fix.t == tf.last_t) or _in_window(tf.window, fix.t):
                 res.duplicates.append(fix)
                 continue
             seen_t.add(fix.t)
@@ -325,14 +328,14 @@ class GeofenceEngine:
         late = [f for f in late if self._speed_ok(tf, f, res)]
         before = copy_states(tf.states) if late else None
         if late:
-            obs = self.observe(late)
+            obs = self._observed(late, observed)
             for ob in obs:
-                bisect.insort(tf.window, ob, key=lambda o: o.fix.t)
+                bisect.insort(tf.window, ob, key=_fix_time)
             res.accepted.extend(late)
         for fix in fresh:
             if not self._speed_ok(tf, fix, res):
                 continue
-            ob = self.observe([fix])[0]
+            ob = self._observed([fix], observed)[0]
             tf.window.append(ob)
             res.accepted.append(fix)
             tf.last_t = fix.t
@@ -354,10 +357,17 @@ class GeofenceEngine:
         res.transitions.extend(self.tick(tf.states, now))
         return res
 
+    def _observed(self, fixes: list[Fix], known: Mapping[Fix, Observed] | None) -> list[Observed]:
+        if known is None:
+            return self.observe(fixes)
+        missing = [f for f in fixes if f not in known]
+        found = dict(zip(missing, self.observe(missing), strict=True)) if missing else {}
+        return [known.get(f) or found[f] for f in fixes]
+
     def _speed_ok(self, tf: TravellerFences, fix: Fix, res: StepResult) -> bool:
         prev: Fix | None = None
         if tf.window:
-            i = bisect.bisect_left([o.fix.t for o in tf.window], fix.t)
+            i = bisect.bisect_left(tf.window, fix.t, key=_fix_time)
             prev = tf.window[i - 1].fix if i > 0 else None
         if prev is None and tf.last_accepted is not None and tf.last_accepted.t < fix.t:
             prev = tf.last_accepted
@@ -394,6 +404,16 @@ class GeofenceEngine:
         st = FenceState(INSIDE if inside_home else UNKNOWN, t)
         tf.states[self.fences.home.id] = st
         tf.base = copy_states(tf.states)
+
+
+def _fix_time(ob: Observed) -> float:
+    return ob.fix.t
+
+
+def _in_window(window: list[Observed], t: float) -> bool:
+    """Whether a fix of time ``t`` is in the (time-sorted) window: a bisection, not a scan."""
+    i = bisect.bisect_left(window, t, key=_fix_time)
+    return i < len(window) and window[i].fix.t == t
 
 
 def summarize(tf: TravellerFences, home_id: str) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from citydata.store.fencing import Fenced, check_fence, claim
 from citydata.tracking.arrivals import iso
 from citydata.tracking.geofence import FenceState, Fix, Transition
 from citydata.tracking.overdue import OverdueMonitor
+from citydata.tracking.pings import FLAG_TOO_FAST, FLAG_TOO_LATE
 from citydata.tracking.schema import tracking_fence_state, tracking_pings, tracking_travellers
 from citydata.tracking.state import from_epoch, last_seen_row, to_epoch
 
@@ -60,7 +61,6 @@ GROUP = "tracking"
 PATTERN = "tracking.>"
 PINGS = "tracking.pings"                 # pings a node stored, for the traveller's partition owner
 ZONES_CHANGED = "tracking.zones_changed"  # a zone was added or deleted: every node reloads the zones
-FLAG_TOO_FAST, FLAG_TOO_LATE = 1, 2
 RESTART_DELAY_S = 1.0
 
 

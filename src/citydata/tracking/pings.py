@@ -18,6 +18,7 @@ from citydata.errors import ValidationFailed
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 SOURCES = frozenset({"gps", "network", "fused", "manual", "sim"})
+FLAG_TOO_FAST, FLAG_TOO_LATE = 1, 2     # tracking_pings.flags: stored, but not taken by the geofence
 
 
 class PingIn(BaseModel):

@@ -45,17 +45,17 @@ from citydata.tracking.geofence import (
     Fence,
     FenceSet,
     FenceState,
-    Fix,
     GeofenceEngine,
+    StepResult,
     Transition,
 )
 from citydata.tracking.overdue import OverdueMonitor
+from citydata.tracking.ping_batch import PingBatcher
 from citydata.tracking.pings import PingsAccepted, Rejection, parse_batch
 from citydata.tracking.privacy import IdentityVault, IncidentAccess, new_traveller_id
 from citydata.tracking.schema import (
     tracking_fence_state,
     tracking_identity,
-    tracking_pings,
     tracking_travellers,
     tracking_zones,
 )
@@ -74,7 +74,6 @@ log = logging.getLogger(__name__)
 FLUSH_S = 2.0
 OVERDUE_PER_ROUND = 5000      # overdue events per timer round at most (a storm is spread over rounds)
 PUBLISH_CHUNK = 500
-FLAG_TOO_FAST, FLAG_TOO_LATE = 1, 2
 
 
 class TrackingService:
@@ -104,6 +103,7 @@ class TrackingService:
         self._tasks: list[asyncio.Task[None]] = []
         self.alerts: Any = None
         self.shared = False
+        self._pings = PingBatcher(self)
         self.checked_arrivals: dict[str, float] = {}   # shared mode: traveller -> arrival, checked this request
         self._zone_sub: Any = None
         from citydata.tracking.retention import Retention
@@ -145,6 +145,7 @@ class TrackingService:
         if self._zone_sub is not None:
             await self._zone_sub.close()
             self._zone_sub = None
+        await self._pings.drain()
         if self.alerts is not None:
             await self.alerts.stop()
         with contextlib.suppress(CityDataError):
@@ -358,7 +359,6 @@ class TrackingService:
         if not rt.active:
             raise Conflict("the traveller has departed", code="traveller_departed")
         now = self.clock.now()
-        now_s = to_epoch(now)
         items, rejected = parse_batch(body, now, skew_s=s.tracking_max_skew_s, max_batch=s.tracking_max_batch)
         earliest = rt.arrived - s.tracking_max_skew_s
         kept = []
@@ -368,50 +368,28 @@ class TrackingService:
                                           detail="t is before the traveller's arrival"))
             else:
                 kept.append(item)
-        fixes = [Fix(to_epoch(i.t), i.lon, i.lat, i.accuracy_m or 0.0) for i in kept]
-        result = self.engine.process(rt.fences, fixes, now_s)
-        fast = {f.t for f in result.too_fast}
-        late = {f.t for f in result.too_late}
-        for item in kept:
-            if to_epoch(item.t) in fast:
-                rejected.append(Rejection(index=item.index, code="impossible_speed",
-                                          detail=f"faster than {s.tracking_max_speed_kmh:g} km/h from the previous "
-                                                 "fix; stored flagged, ignored by the geofence"))
-        rejected.sort(key=lambda r: r.index)
-        subs = self.subdistricts_of([i.lon for i in kept], [i.lat for i in kept])
-        rows = [{"traveller_id": traveller_id, "t": i.t, "lat": i.lat, "lon": i.lon, "accuracy_m": i.accuracy_m,
-                 "battery": i.battery, "source": i.source, "subdistrict": sub,
-                 "flags": (FLAG_TOO_FAST if to_epoch(i.t) in fast else 0)
-                 | (FLAG_TOO_LATE if to_epoch(i.t) in late else 0),
-                 "received_at": now} for i, sub in zip(kept, subs, strict=True)]
+        return await self._pings.submit(rt, kept, rejected, now)
+
+    def note_report(self, rt: Runtime, result: StepResult, now: datetime, now_s: float, *,
+                    reported: bool) -> list[Event]:
+        """A traveller's fixes were taken (``PingBatcher``): last fix and report, the overdue watch, the
+        attention list; returns the events to publish (the geofence's transitions, overdue cleared)."""
         evs: list[Event] = []
         if result.accepted:
             newest = max(result.accepted)
             if rt.last_fix is None or newest.t >= rt.last_fix.t:
                 rt.last_fix = newest
-        if kept:
+        if reported:
             rt.last_report = now_s
-            self._dirty.add(traveller_id)
+            self._dirty.add(rt.traveller_id)
             if rt.overdue_since is not None:
                 evs.append(self._overdue_cleared(rt, now))
                 rt.overdue_since = None
-            self.monitor.reported(traveller_id, now_s)
+            self.monitor.reported(rt.traveller_id, now_s)
         evs.extend(self._transition_events(rt, result.transitions, now))
         if self.engine.needs_tick(rt.fences.states):
-            self._attention.add(traveller_id)
-        try:
-            if rows:
-                await self.store.insert_rows(tracking_pings, rows)
-            await self._persist_transitions(rt, result.transitions, now)
-        finally:
-            if evs:
-                await self.bus.publish_many(evs)
-        accepted = len(kept) - len(fast)
-        if accepted == 0 and rejected:
-            first = rejected[0]
-            raise ValidationFailed(first.detail, code=first.code,
-                                   rejected=[r.model_dump() for r in rejected], accepted=0)
-        return PingsAccepted(accepted=accepted, rejected=rejected, duplicates=len(result.duplicates))
+            self._attention.add(rt.traveller_id)
+        return evs
 
     # -- events ----------------------------------------------------------------------------------------------
     def _fence_name(self, fence_id: str) -> str:
@@ -449,7 +427,7 @@ class TrackingService:
                           {"traveller_id": rt.traveller_id, "last_seen_at": iso(from_epoch(last)),
                            "overdue_for_s": round(max(0.0, to_epoch(now) - since), 1)})
 
-    async def _persist_transitions(self, rt: Runtime, transitions: list[Transition], now: datetime) -> None:
+    async def persist_transitions(self, rt: Runtime, transitions: list[Transition], now: datetime) -> None:
         fences = {tr.fence_id for tr in transitions if tr.kind == "change"}
         if not fences:
             return
@@ -501,7 +479,7 @@ class TrackingService:
             transitions = self.engine.tick(rt.fences.states, now_s)
             if transitions:
                 evs.extend(self._transition_events(rt, transitions, now))
-                await self._persist_transitions(rt, transitions, now)
+                await self.persist_transitions(rt, transitions, now)
             if not self.engine.needs_tick(rt.fences.states):
                 self._attention.discard(tid)
         if evs:
