@@ -289,8 +289,10 @@ class Platform:
     async def _start_http(self) -> None:
         import uvicorn
 
+        from citydata.api.app import serving_app
+
         assert self.app is not None
-        config = uvicorn.Config(self.app, host=self.settings.http_host, port=self.settings.http_port,
+        config = uvicorn.Config(serving_app(self.app), host=self.settings.http_host, port=self.settings.http_port,
                                 log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=int(self.settings.shutdown_grace_s))
         self._http = uvicorn.Server(config)

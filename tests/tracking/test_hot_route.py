@@ -1,5 +1,6 @@
-"""``POST /api/v1/tracking/pings`` is served ahead of FastAPI's router (``citydata.api.hot_routes``): the answers
-must be the same as the routed FastAPI route's, for good requests and for every kind of error."""
+"""``POST /api/v1/tracking/pings`` is served ahead of FastAPI (``citydata.api.hot_routes``, the front that the HTTP
+server serves): the answers must be the same as the routed FastAPI route's, for good requests and for every kind
+of error, an unexpected one included."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from citydata.api.app import create_app
+from citydata.api.app import create_app, serving_app
 from citydata.api.hot_routes import HotRoutes
 from tests.conftest import bearer, token_for
 from tests.tracking.conftest import PATONG, START, arrive_and_enrol, ping
@@ -31,7 +32,8 @@ def _shape(r: httpx.Response) -> tuple[Any, ...]:
 
 
 async def test_hot_and_routed_pings_answer_alike(tp: Any, tclient: httpx.AsyncClient) -> None:
-    hot, routed = create_app(tp), create_app(tp, hot_routes=False)
+    hot, routed = serving_app(create_app(tp)), create_app(tp, hot_routes=False)
+    assert isinstance(hot, HotRoutes) and serving_app(routed) is routed
     # one traveller per path, so both paths see the same state
     devices = [(await arrive_and_enrol(tp, tclient, n=n))[1] for n in (1, 2)]
     operator = await token_for(tp, "operator")
@@ -68,25 +70,62 @@ async def test_hot_and_routed_pings_answer_alike(tp: Any, tclient: httpx.AsyncCl
 
 async def test_hot_route_is_counted_under_its_route_and_leaves_other_routes_alone(
         tp: Any, tclient: httpx.AsyncClient) -> None:
-    hot = create_app(tp)
+    served = serving_app(create_app(tp))
+    assert isinstance(served, HotRoutes) and ("POST", PINGS) in served.routes
     _, device = await arrive_and_enrol(tp, tclient)
     metric = tp.metrics.http_requests.labels("POST", PINGS, "202")
     before = metric._value.get()
-    async with _client(hot) as h:
+    async with _client(served) as h:
         r = await h.post(PINGS, json=ping(START + timedelta(minutes=1), *PATONG), headers=bearer(device))
         assert r.status_code == 202, r.text
         assert r.json() == {"accepted": 1, "rejected": [], "duplicates": 0}
         assert metric._value.get() == before + 1
-        # the request was answered by the hot route, not by the router behind it
-        layer, served = hot.middleware_stack, None
-        while layer is not None and served is None:
-            served = layer if isinstance(layer, HotRoutes) else None
-            layer = getattr(layer, "app", None)
-        assert served is not None and ("POST", PINGS) in served.routes
-        inner, served.app = served.app, None  # the router is gone: a ping must still be answered
+        # the request was answered by the hot route, not by the application behind it
+        inner, served.app = served.app, None  # FastAPI is gone: a ping must still be answered
         r = await h.post(PINGS, json=ping(START + timedelta(minutes=2), *PATONG), headers=bearer(device))
         assert r.status_code == 202, r.text
         served.app = inner
         # other methods and paths still go through the router
         assert (await h.get(PINGS)).status_code == 405
         assert (await h.get("/api/v1/tracking/pingsx")).status_code == 404
+
+
+async def test_unexpected_error_answers_like_the_routed_route(tp: Any, tclient: httpx.AsyncClient,
+                                                              monkeypatch: Any) -> None:
+    hot, routed = serving_app(create_app(tp)), create_app(tp, hot_routes=False)
+    _, device = await arrive_and_enrol(tp, tclient)
+    service = tp.tracking
+
+    async def broken(traveller_id: str, body: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(service, "report", broken)
+    metric = tp.metrics.http_requests.labels("POST", PINGS, "500")
+    before = metric._value.get()
+    answers = []
+    for app in (hot, routed):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://citydata.test") as client:
+            r = await client.post(PINGS, json=ping(START + timedelta(minutes=1), *PATONG), headers=bearer(device))
+        answers.append(_shape(r))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 500 and answers[0][4]["code"] == "internal_error"
+    assert metric._value.get() == before + 2
+
+
+async def test_browser_requests_go_through_cors_when_origins_are_configured(tp: Any,
+                                                                            tclient: httpx.AsyncClient) -> None:
+    _, device = await arrive_and_enrol(tp, tclient)
+    tp.settings = tp.settings.model_copy(update={"cors_origins": ["https://app.example"]})
+    served = serving_app(create_app(tp))
+    assert isinstance(served, HotRoutes) and served.cors
+    body = ping(START + timedelta(minutes=1), *PATONG)
+    async with _client(served) as h:
+        r = await h.post(PINGS, json=body, headers=bearer(device) | {"Origin": "https://app.example"})
+        assert r.status_code == 202, r.text
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
+        inner, served.app = served.app, None   # without an Origin header the front answers by itself
+        r = await h.post(PINGS, json=ping(START + timedelta(minutes=2), *PATONG), headers=bearer(device))
+        assert r.status_code == 202, r.text
+        assert "access-control-allow-origin" not in r.headers
+        served.app = inner

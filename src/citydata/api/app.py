@@ -53,15 +53,33 @@ TAGS = [
 ]
 
 
+class RequestMetrics:
+    """Counts requests and times them per route template; the labelled children are looked up once
+    (``labels()`` costs a few microseconds a call). Shared by ``MetricsMiddleware`` and ``HotRoutes``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        count = self._counts.get(key)
+        if count is None:
+            count = self._counts[key] = self.metrics.http_requests.labels(method, route, str(status))
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = self.metrics.http_latency.labels(route)
+        count.inc()
+        latency.observe(seconds)
+
+
 class MetricsMiddleware:
     """Counts requests and times them per route template: plain ASGI (no per-request task or body copy, unlike
     ``@app.middleware``), so it costs microseconds."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
-        # the labelled children, looked up once (``labels()`` costs a few microseconds a call)
-        self._counts: dict[tuple[str, str, int], Any] = {}
-        self._latency: dict[str, Any] = {}
+    def __init__(self, app: ASGIApp, requests: RequestMetrics) -> None:
+        self.app, self.requests = app, requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,15 +98,14 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            key = (scope["method"], route, status)
-            count = self._counts.get(key)
-            if count is None:
-                count = self._counts[key] = self.metrics.http_requests.labels(key[0], route, str(status))
-            latency = self._latency.get(route)
-            if latency is None:
-                latency = self._latency[route] = self.metrics.http_latency.labels(route)
-            count.inc()
-            latency.observe(time.perf_counter() - started)
+            self.requests.record(scope["method"], route, status, time.perf_counter() - started)
+
+
+def serving_app(app: FastAPI) -> ASGIApp:
+    """What the HTTP server serves: the hot routes' front (``citydata.api.hot_routes``) when ``create_app``
+    made one, else the FastAPI application."""
+    front: ASGIApp | None = getattr(app.state, "front", None)
+    return front if front is not None else app
 
 
 def create_app(platform: Platform, *, hot_routes: bool = True) -> FastAPI:
@@ -132,12 +149,14 @@ def create_app(platform: Platform, *, hot_routes: bool = True) -> FastAPI:
     for router in routers:
         app.include_router(router)
     app.state.routers = routers   # the route table, for generated docs and the authorization tests
-    # middlewares, innermost first: the hot ingest route ahead of the router, CORS, the request metrics
-    if hot_routes:
-        app.add_middleware(HotRoutes, platform=platform, routes=tracking.HOT_ROUTES,
-                           route_objects=route_objects_of(routers))
-    if platform.settings.cors_origins:
+    # middlewares, innermost first: CORS, the request metrics
+    cors = bool(platform.settings.cors_origins)
+    if cors:
         app.add_middleware(CORSMiddleware, allow_origins=platform.settings.cors_origins,
                            allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
-    app.add_middleware(MetricsMiddleware, metrics=platform.metrics)
+    requests = RequestMetrics(platform.metrics)
+    app.add_middleware(MetricsMiddleware, requests=requests)
+    # the hot ingest route ahead of all of FastAPI (``serving_app``)
+    app.state.front = HotRoutes(app, platform, tracking.HOT_ROUTES, route_objects_of(routers), requests.record,
+                                cors=cors) if hot_routes else None
     return app

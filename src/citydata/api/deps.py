@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from citydata.app import Platform
 
 
+PRINCIPAL_KEY = "citydata.principal"   # the request's resolved caller, kept in the ASGI scope
+
+
 def get_platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
@@ -57,7 +60,7 @@ def credentials_of(request: Request) -> str | None:
 
 
 async def resolve_principal(request: Request) -> Principal:
-    cached = getattr(request.state, "principal", None)
+    cached = request.scope.get(PRINCIPAL_KEY)     # a plain dict read (``request.state`` misses raise inside)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
     platform = get_platform(request)
@@ -77,7 +80,7 @@ async def resolve_principal(request: Request) -> Principal:
             platform.metrics.auth_failures.labels(err.code).inc()
             raise
         platform.throttle.succeeded(key)
-    request.state.principal = principal
+    request.scope[PRINCIPAL_KEY] = principal
     return principal
 
 

@@ -65,10 +65,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, err: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response({
-            "type": "https://citydata.dev/problems/internal_error", "title": "Internal error", "status": 500,
-            "detail": "an unexpected error occurred; it has been logged", "code": "internal_error",
-            "instance": request.url.path})
+        return internal_error_problem(request.url.path)
+
+
+def internal_error_problem(path: str) -> Response:
+    """The 500 answer to an unexpected error (the error itself is logged, never shown)."""
+    return problem_response({
+        "type": "https://citydata.dev/problems/internal_error", "title": "Internal error", "status": 500,
+        "detail": "an unexpected error occurred; it has been logged", "code": "internal_error",
+        "instance": path})
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
