@@ -137,9 +137,12 @@ async def platform(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def client(platform: Any) -> AsyncIterator[Any]:
+    """An HTTP client of the platform in process, through what the server serves (the hot routes' front)."""
     import httpx
 
-    transport = httpx.ASGITransport(app=platform.app)
+    from citydata.api.app import serving_app
+
+    transport = httpx.ASGITransport(app=serving_app(platform.app))
     async with httpx.AsyncClient(transport=transport, base_url="http://citydata.test") as c:
         yield c
 

@@ -83,7 +83,9 @@ async def tp(tmp_path: Path, dclock: DrivenClock) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def tclient(tp: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=tp.app)
+    from citydata.api.app import serving_app
+
+    transport = httpx.ASGITransport(app=serving_app(tp.app))
     async with httpx.AsyncClient(transport=transport, base_url="http://citydata.test") as c:
         yield c
 

@@ -157,6 +157,6 @@ def create_app(platform: Platform, *, hot_routes: bool = True) -> FastAPI:
     requests = RequestMetrics(platform.metrics)
     app.add_middleware(MetricsMiddleware, requests=requests)
     # the hot ingest route ahead of all of FastAPI (``serving_app``)
-    app.state.front = HotRoutes(app, platform, tracking.HOT_ROUTES, route_objects_of(routers), requests.record,
-                                cors=cors) if hot_routes else None
+    app.state.front = HotRoutes(app, platform, [*tracking.HOT_ROUTES, *sensorthings.HOT_ROUTES],
+                                route_objects_of(routers), requests.record, cors=cors) if hot_routes else None
     return app

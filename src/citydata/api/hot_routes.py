@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from citydata.api.deps import require
@@ -42,17 +43,23 @@ if TYPE_CHECKING:
     from citydata.app import Platform
 
 log = logging.getLogger(__name__)
-Handler = Callable[["Platform", Principal, Request], Awaitable[BaseModel]]
+Handler = Callable[["Platform", Principal, Request], Awaitable[BaseModel | Response]]
 RecordRequest = Callable[[str, str, int, float], None]   # method, route path, status, seconds
 
 
 @dataclass(frozen=True, slots=True)
 class HotRoute:
+    """``path``: the FastAPI route's path. ``prefix``: for a route whose path ends in a ``{name:path}``
+    parameter, the fixed part before it; the route then serves every path under the prefix but those that other
+    routes of the same method own (static paths only: a prefix shared with parameterised routes is refused).
+    The handler returns a model (answered as JSON with ``status``) or a ready ``Response``."""
+
     method: str
     path: str
     permission: str
     status: int
     handler: Handler
+    prefix: str | None = None
 
 
 class HotRoutes:
@@ -64,11 +71,29 @@ class HotRoutes:
                  route_objects: dict[tuple[str, str], Any], record: RecordRequest, *, cors: bool = False) -> None:
         self.app, self.platform, self.record, self.cors = app, platform, record, cors
         self.application = app                   # what Starlette sets as scope["app"] (request.app.state)
-        self.routes = {(r.method, r.path): (r, require(r.permission), route_objects.get((r.method, r.path)))
-                       for r in routes}
+        self.routes: dict[tuple[str, str], tuple[HotRoute, Any, Any]] = {}
+        self.prefixed: list[tuple[str, str, frozenset[str], tuple[HotRoute, Any, Any]]] = []
+        for r in routes:
+            entry = (r, require(r.permission), route_objects.get((r.method, r.path)))
+            if r.prefix is None:
+                self.routes[(r.method, r.path)] = entry
+                continue
+            others = [path for (method, path) in route_objects
+                      if method == r.method and path.startswith(r.prefix) and path != r.path]
+            if any("{" in path for path in others):
+                raise ValueError(f"hot route {r.method} {r.path}: parameterised routes share its prefix")
+            self.prefixed.append((r.method, r.prefix, frozenset(others), entry))
+
+    def _match(self, method: str, path: str) -> tuple[HotRoute, Any, Any] | None:
+        entry = self.routes.get((method, path))
+        if entry is None:
+            for m, prefix, others, candidate in self.prefixed:
+                if m == method and path.startswith(prefix) and len(path) > len(prefix) and path not in others:
+                    return candidate
+        return entry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (entry := self.routes.get((scope["method"], scope["path"]))) is None \
+        if scope["type"] != "http" or (entry := self._match(scope["method"], scope["path"])) is None \
                 or (self.cors and any(k == b"origin" for k, _ in scope["headers"])):
             await self.app(scope, receive, send)
             return
@@ -82,7 +107,12 @@ class HotRoutes:
         try:
             principal = await check(request)
             result = await route.handler(self.platform, principal, request)
-            status, body, media = route.status, orjson.dumps(result.model_dump(mode="json")), b"application/json"
+            if isinstance(result, Response):
+                status, body, media = result.status_code, bytes(result.body), None
+                headers = list(result.raw_headers)
+            else:
+                status, body = route.status, orjson.dumps(result.model_dump(mode="json"))
+                media = b"application/json"
         except Exception as err:
             if isinstance(err, CityDataError):
                 response = citydata_problem(err, scope["path"])
@@ -91,7 +121,8 @@ class HotRoutes:
                 response = internal_error_problem(scope["path"])
             status, body, media = response.status_code, bytes(response.body), b"application/problem+json"
             headers = [(k, v) for k, v in response.raw_headers if k not in (b"content-length", b"content-type")]
-        headers += [(b"content-type", media), (b"content-length", str(len(body)).encode())]
+        if media is not None:
+            headers += [(b"content-type", media), (b"content-length", str(len(body)).encode())]
         try:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})

@@ -5,19 +5,23 @@ Reading is public unless ``CITYDATA_READ_PUBLIC=false``; writing needs the ``sen
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from citydata.api.deps import Allowed, PlatformDep
+from citydata.api.hot_routes import HotRoute
 from citydata.auth import Principal
 from citydata.errors import NotFound, ValidationFailed
 from citydata.sensorthings.model import BY_SET, CONFORMANCE
 from citydata.sensorthings.paths import parse_path
 from citydata.sensorthings.query import parse_query
 from citydata.sensorthings.serialize import entity_json, self_link
+
+if TYPE_CHECKING:
+    from citydata.app import Platform
 
 router = APIRouter(prefix="/v1.1", tags=["sensorthings"])
 JSON = "application/json"
@@ -123,6 +127,18 @@ async def create(path: str, request: Request, platform: PlatformDep,
                  caller: Annotated[Principal, Allowed("sensors.write")]) -> Response:
     status, body, headers = await create_path(platform, path, await json_body(request), base_of(request))
     return json_response(body, status, headers)
+
+
+async def create_hot(platform: Platform, caller: Principal, request: Request) -> Response:
+    """``create`` as served by ``citydata.api.hot_routes`` (a sensor's POST of an Observation is the busiest
+    SensorThings request): the path parameter is what follows ``/v1.1/``, as the router's ``{path:path}``."""
+    path = request.scope["path"][len(HOT_PREFIX):]
+    status, body, headers = await create_path(platform, path, await json_body(request), base_of(request))
+    return json_response(body, status, headers)
+
+
+HOT_PREFIX = "/v1.1/"
+HOT_ROUTES = [HotRoute("POST", "/v1.1/{path:path}", "sensors.write", 201, create_hot, prefix=HOT_PREFIX)]
 
 
 async def create_path(platform: Any, path: str, body: Any, base: str) -> tuple[int, Any, dict[str, str]]:
