@@ -63,7 +63,9 @@ async def vplatform(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def vclient(vplatform: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=vplatform.app)
+    from citydata.api.app import serving_app
+
+    transport = httpx.ASGITransport(app=serving_app(vplatform.app))
     async with httpx.AsyncClient(transport=transport, base_url="http://citydata.test", timeout=60) as c:
         yield c
 

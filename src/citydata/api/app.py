@@ -156,7 +156,8 @@ def create_app(platform: Platform, *, hot_routes: bool = True) -> FastAPI:
                            allow_methods=["*"], allow_headers=["*"], allow_credentials=True)
     requests = RequestMetrics(platform.metrics)
     app.add_middleware(MetricsMiddleware, requests=requests)
-    # the hot ingest route ahead of all of FastAPI (``serving_app``)
-    app.state.front = HotRoutes(app, platform, [*tracking.HOT_ROUTES, *sensorthings.HOT_ROUTES],
-                                route_objects_of(routers), requests.record, cors=cors) if hot_routes else None
+    # the busiest ingest routes ahead of all of FastAPI (``serving_app``)
+    hot = [*tracking.HOT_ROUTES, *sensorthings.HOT_ROUTES, *vision.HOT_ROUTES, *wifi.HOT_ROUTES]
+    app.state.front = HotRoutes(app, platform, hot, route_objects_of(routers), requests.record,
+                                cors=cors) if hot_routes else None
     return app

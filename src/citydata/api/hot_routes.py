@@ -32,7 +32,7 @@ import orjson
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from citydata.api.deps import require
 from citydata.api.problems import citydata_problem, internal_error_problem
@@ -47,11 +47,17 @@ Handler = Callable[["Platform", Principal, Request], Awaitable[BaseModel | Respo
 RecordRequest = Callable[[str, str, int, float], None]   # method, route path, status, seconds
 
 
+class NotHot(Exception):
+    """Raised by a hot handler for a request it leaves to FastAPI (a body or parameter that FastAPI's own
+    validation must answer): the front hands the request on, with the body it already read."""
+
+
 @dataclass(frozen=True, slots=True)
 class HotRoute:
-    """``path``: the FastAPI route's path. ``prefix``: for a route whose path ends in a ``{name:path}``
-    parameter, the fixed part before it; the route then serves every path under the prefix but those that other
-    routes of the same method own (static paths only: a prefix shared with parameterised routes is refused).
+    """``path``: the FastAPI route's path. ``prefix``: for a route whose path ends in a parameter (``{name:path}``,
+    or ``{name}`` with ``segment``), the fixed part before it; the route then serves every path under the prefix
+    but those that other routes of the same method own (static paths only: a prefix shared with parameterised
+    routes is refused).
     The handler returns a model (answered as JSON with ``status``) or a ready ``Response``."""
 
     method: str
@@ -60,6 +66,7 @@ class HotRoute:
     status: int
     handler: Handler
     prefix: str | None = None
+    segment: bool = False      # the rest after ``prefix`` is one path segment (a ``{name}``, not ``{name:path}``)
 
 
 class HotRoutes:
@@ -72,7 +79,7 @@ class HotRoutes:
         self.app, self.platform, self.record, self.cors = app, platform, record, cors
         self.application = app                   # what Starlette sets as scope["app"] (request.app.state)
         self.routes: dict[tuple[str, str], tuple[HotRoute, Any, Any]] = {}
-        self.prefixed: list[tuple[str, str, frozenset[str], tuple[HotRoute, Any, Any]]] = []
+        self.prefixed: list[tuple[str, str, bool, frozenset[str], tuple[HotRoute, Any, Any]]] = []
         for r in routes:
             entry = (r, require(r.permission), route_objects.get((r.method, r.path)))
             if r.prefix is None:
@@ -82,13 +89,14 @@ class HotRoutes:
                       if method == r.method and path.startswith(r.prefix) and path != r.path]
             if any("{" in path for path in others):
                 raise ValueError(f"hot route {r.method} {r.path}: parameterised routes share its prefix")
-            self.prefixed.append((r.method, r.prefix, frozenset(others), entry))
+            self.prefixed.append((r.method, r.prefix, r.segment, frozenset(others), entry))
 
     def _match(self, method: str, path: str) -> tuple[HotRoute, Any, Any] | None:
         entry = self.routes.get((method, path))
         if entry is None:
-            for m, prefix, others, candidate in self.prefixed:
-                if m == method and path.startswith(prefix) and len(path) > len(prefix) and path not in others:
+            for m, prefix, segment, others, candidate in self.prefixed:
+                if m == method and path.startswith(prefix) and len(path) > len(prefix) and path not in others \
+                        and not (segment and "/" in path[len(prefix):]):
                     return candidate
         return entry
 
@@ -106,7 +114,11 @@ class HotRoutes:
         headers: list[tuple[bytes, bytes]] = []
         try:
             principal = await check(request)
-            result = await route.handler(self.platform, principal, request)
+            try:
+                result = await route.handler(self.platform, principal, request)
+            except NotHot:
+                await self.app(scope, _replay(await request.body(), receive), send)
+                return
             if isinstance(result, Response):
                 status, body, media = result.status_code, bytes(result.body), None
                 headers = list(result.raw_headers)
@@ -128,6 +140,20 @@ class HotRoutes:
             await send({"type": "http.response.body", "body": body})
         finally:
             self.record(scope["method"], route.path, status, time.perf_counter() - started)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` (already read) once, then what the connection says (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def route_objects_of(routers: list[Any]) -> dict[tuple[str, str], Any]:

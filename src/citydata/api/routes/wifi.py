@@ -4,19 +4,25 @@ and stats out. See docs/wifi.md."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from citydata.api.deps import Allowed, PlatformDep
+from citydata.api.hot_routes import HotRoute, NotHot
 from citydata.auth import Principal
 from citydata.errors import CityDataError, Unavailable, ValidationFailed
 from citydata.wifi import WifiService, views
 from citydata.wifi.parsers.base import formats
 from citydata.wifi.registry import HotspotIn, HotspotPatch
 
+if TYPE_CHECKING:
+    from citydata.app import Platform
+
 router = APIRouter(prefix="/api/v1/wifi", tags=["wifi"])
 MAX_BODY = 32 * 1024 * 1024
+MAX_FORMAT = 20
 
 
 class PayloadTooLarge(CityDataError):
@@ -40,10 +46,14 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
                  "application/x-ndjson": {"schema": {"type": "string"}},
                  "text/plain": {"schema": {"type": "string"}}}, "required": True}})
 async def post_events(request: Request, platform: PlatformDep, caller: Annotated[Principal, Allowed("wifi.ingest")],
-                      fmt: Annotated[str, Query(alias="format", max_length=20,
+                      fmt: Annotated[str, Query(alias="format", max_length=MAX_FORMAT,
                                                 description="jsonl (default), radius, hostapd, cisco, aruba, or "
                                                             "syslog to detect the format per line")] = "jsonl",
                       ) -> dict[str, Any]:
+    return await ingest_events(platform, request, fmt)
+
+
+async def ingest_events(platform: Platform, request: Request, fmt: str) -> dict[str, Any]:
     wifi = _wifi(platform)
     if fmt not in formats():
         raise ValidationFailed(f"unknown format {fmt!r} (known: {', '.join(formats())})", code="unknown_format")
@@ -59,6 +69,19 @@ async def post_events(request: Request, platform: PlatformDep, caller: Annotated
                               "(CITYDATA_WIFI_MAX_LINES)", code="too_many_lines")
     result = await wifi.ingest_lines(lines, fmt, "http", refuse_when_busy=True)
     return result.as_dict()
+
+
+async def post_events_hot(platform: Platform, caller: Principal, request: Request) -> Response:
+    """``post_events`` as served by ``citydata.api.hot_routes``; a ``format`` that FastAPI's own validation
+    refuses (longer than 20) is left to it."""
+    fmt = request.query_params.get("format", "jsonl")
+    if len(fmt) > MAX_FORMAT:
+        raise NotHot
+    return Response(orjson.dumps(await ingest_events(platform, request, fmt)), status_code=202,
+                    media_type="application/json")
+
+
+HOT_ROUTES = [HotRoute("POST", "/api/v1/wifi/events", "wifi.ingest", 202, post_events_hot)]
 
 
 @router.get("/hotspots", summary="The hotspot registry (no footfall)")
