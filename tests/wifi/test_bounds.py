@@ -17,7 +17,7 @@ from citydata.clock import DrivenClock
 from citydata.errors import Unavailable
 from citydata.wifi import service as wifi_service
 from citydata.wifi.model import WifiEvent
-from citydata.wifi.schema import wifi_presence
+from citydata.wifi.schema import wifi_footfall_hourly, wifi_presence
 from citydata.wifi.sessions import SessionTracker
 from tests.wifi.conftest import NOW, make_wifi
 
@@ -94,10 +94,10 @@ async def test_service_bounds_sessions_counts_evictions_and_flushes_presence_ear
     assert row is not None and (row["devices"], row["sessions"]) == (len(macs), len(macs))
 
 
-async def test_http_lines_are_refused_with_a_retry_while_a_full_buffer_waits_for_a_rebuild(
+async def test_http_lines_are_refused_with_a_retry_while_a_full_buffer_waits_for_a_flush(
         store: Any, backend_settings: Any, monkeypatch: Any) -> None:
-    """With the presence buffer at four times its bound and a rebuild holding it, an HTTP request is refused
-    whole (503 + Retry-After, counted) before any of it is taken; syslog and imports wait instead."""
+    """With the presence buffer at four times its bound and a presence flush still writing, an HTTP request is
+    refused whole (503 + Retry-After, counted) before any of it is taken; syslog and imports wait instead."""
     monkeypatch.setattr(wifi_service, "MAX_PRESENCE_BUFFER", 25)
     clock = DrivenClock(NOW)
     wifi = await make_wifi(store, clock, backend_settings)
@@ -108,8 +108,8 @@ async def test_http_lines_are_refused_with_a_retry_while_a_full_buffer_waits_for
                               "hotspot_id": hotspot, "time": clock.now().isoformat()}).decode()
                 for i in range(first, first + n)]
 
-    async with wifi._lock:                                      # a rebuild in progress
-        # taken whole (it fills the buffer to four times its bound), and answered without waiting for the rebuild
+    async with wifi._lock:                                      # a presence flush in progress
+        # taken whole (it fills the buffer to four times its bound), and answered without waiting for the flush
         filled = await wifi.ingest_lines(lines(0, 100), "jsonl", "http", refuse_when_busy=True)
         assert filled.accepted == 100 and len(wifi.tracker.delta) == 100
         with pytest.raises(Unavailable) as refused:
@@ -118,9 +118,33 @@ async def test_http_lines_are_refused_with_a_retry_while_a_full_buffer_waits_for
         assert len(wifi.tracker.delta) == 100                   # nothing of the refused request was taken
         waiting = asyncio.create_task(wifi.ingest_lines(lines(200, 10), "jsonl", "syslog-udp"))
         await asyncio.sleep(0.05)
-        assert not waiting.done()                                # syslog waits for the rebuild instead
+        assert not waiting.done()                                # syslog waits for the flush instead
     assert (await waiting).accepted == 10
     assert wifi.metrics.registry.get_sample_value("citydata_rejected_total",
                                                   {"kind": "wifi", "code": "overloaded"}) == 10
-    # once the rebuild let go, HTTP is taken again
+    # once the flush let go, HTTP is taken again
     assert (await wifi.ingest_lines(lines(300, 10), "jsonl", "http", refuse_when_busy=True)).accepted == 10
+
+
+async def test_a_long_rollup_rebuild_does_not_hold_the_presence_back(
+        store: Any, backend_settings: Any, monkeypatch: Any) -> None:
+    """While a rebuild runs (here: held), lines are taken, presence past its bound is written at once, and the
+    rebuild after it covers what was written meanwhile."""
+    monkeypatch.setattr(wifi_service, "MAX_PRESENCE_BUFFER", 25)
+    clock = DrivenClock(NOW)
+    wifi = await make_wifi(store, clock, backend_settings)
+    hotspot = next(iter(wifi.registry.by_id))
+    lines = [orjson.dumps({"event": "associate", "mac": f"02:00:00:00:00:{i:02x}", "hotspot_id": hotspot,
+                           "time": clock.now().isoformat()}).decode() for i in range(60)]
+    async with wifi._rebuild_lock:                              # a rebuild of a busy hour in progress
+        took = await asyncio.wait_for(wifi.ingest_lines(lines, "jsonl", "http", refuse_when_busy=True), 5)
+        assert took.accepted == 60 and wifi.early_flushes == 1   # flushed early although the rebuild runs
+        assert len(wifi.tracker.delta) == 0
+        stored = await store.scalar(select(func.count()).select_from(wifi_presence))
+        assert stored == 60
+        rebuild = asyncio.create_task(wifi.flush())
+        await asyncio.sleep(0.05)
+        assert not rebuild.done()                               # rollups wait for the running rebuild
+    assert (await rebuild)["hours"] >= 1
+    rows = await store.fetch_all(select(wifi_footfall_hourly))
+    assert sum(int(r["devices"]) for r in rows if r["hotspot_id"] == hotspot) == 60

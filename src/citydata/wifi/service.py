@@ -7,8 +7,10 @@ is added to ``wifi_presence`` and the dirty hours are rebuilt; dirty days every 
 
 Memory stays bounded: the tracker keeps at most ``wifi_max_open_sessions`` open sessions (and as many closed keys),
 evicting the least recently heard from (counted in ``citydata_wifi_session_evictions_total``), and the presence
-gathered between ticks is flushed early once it holds ``MAX_PRESENCE_BUFFER`` rows (if a rebuild holds the lock,
-at four times that).
+gathered between ticks is flushed early once it holds ``MAX_PRESENCE_BUFFER`` rows (if a presence flush is
+already writing, at four times that). Writing presence and rebuilding rollups take two locks: a rebuild (which
+can run for a minute over a busy hour) never holds the presence back, so ingest is neither refused nor allowed
+to grow the buffer while it runs.
 
 Session state is in memory on the node that ingests (run the WiFi listeners and the ingest API on one node).
 After a restart an accounting session continues from its Acct-Session-Time; an association whose
@@ -77,7 +79,8 @@ class WifiService:
         self.early_flushes = 0        # presence flushes forced between ticks by MAX_PRESENCE_BUFFER
         self.rollups = Rollups(store, self.pseudo)
         self.ctx_tz = self.pseudo.tz
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()           # presence: take the tracker's delta and write it
+        self._rebuild_lock = asyncio.Lock()   # rollups: rebuild the dirty hours and days
         self._last_days = self._last_hours = clock.monotonic()
         self._rebuild_cost = 0.0      # seconds the last rebuild of the dirty hours took
         self._flusher = Periodic("wifi-flush", clock, s.wifi_flush_s, self._tick)
@@ -127,13 +130,13 @@ class WifiService:
                            refuse_when_busy: bool = False) -> IngestResult:
         """Parse and ingest text lines (blank lines are skipped). Bad lines are dead-lettered, not raised.
 
-        ``refuse_when_busy`` (HTTP): while the presence buffer is full and a flush or rebuild holds it, refuse
-        the whole request with ``Unavailable`` (503, Retry-After, counted) before anything of it is taken,
-        rather than hold it until the rebuild ends (clients time out). Without it (syslog, imports) the call
-        waits for room."""
+        ``refuse_when_busy`` (HTTP): while the presence buffer is at four times its bound and a presence flush is
+        still writing, refuse the whole request with ``Unavailable`` (503, Retry-After, counted) before anything
+        of it is taken, rather than hold it until the flush ends. Without it (syslog, imports) the call waits for
+        room. (A rollup rebuild does not hold the presence back: see ``flush``.)"""
         if refuse_when_busy and len(self.tracker.delta) >= 4 * MAX_PRESENCE_BUFFER and self._lock.locked():
             self.metrics.rejected.labels("wifi", "overloaded").inc(len(lines))
-            raise Unavailable("WiFi presence is being written behind a rollup rebuild; retry shortly",
+            raise Unavailable("WiFi presence is still being written; retry shortly",
                               code="overloaded", retry_after=2)
         ctx = self.context()
         result = IngestResult()
@@ -216,10 +219,10 @@ class WifiService:
         for (fmt, randomised), n in counts.items():
             self.events_total.labels(fmt, channel, "yes" if randomised else "no").inc(n)
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
-        # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a flush or rebuild holds the lock (then the
-        # tick takes it right after; waiting here would hold this request for the whole rebuild); past four times
-        # that a waiting caller (syslog, import) waits for it anyway, and an HTTP caller does not: the next HTTP
-        # requests are refused until there is room (``refuse_when_busy``), so memory stays bounded either way.
+        # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a presence flush is already writing (its
+        # caller or the next one takes the rest); past four times that a waiting caller (syslog, import) waits
+        # for it anyway, and an HTTP caller does not: the next HTTP requests are refused until there is room
+        # (``refuse_when_busy``), so memory stays bounded either way.
         pending = len(self.tracker.delta)
         if pending >= MAX_PRESENCE_BUFFER and (not self._lock.locked()
                                                or (pending >= 4 * MAX_PRESENCE_BUFFER and not refuse_when_busy)):
@@ -253,20 +256,23 @@ class WifiService:
         self.tracker.expire(self.clock.now().timestamp())
 
     async def flush(self, *, days: bool = True, hours: bool = True) -> dict[str, int]:
-        """Write the presence gathered so far and rebuild the dirty hours (and days)."""
+        """Write the presence gathered so far and rebuild the dirty hours (and days). The rebuild reads what
+        is committed and takes the dirty marks at its start; presence written meanwhile (marked dirty after its
+        commit) waits for the next rebuild."""
         async with self._lock:
             written = await self.rollups.flush(self.tracker.take())
-            nhours = ndays = 0
-            if hours:
-                began = self.clock.monotonic()
-                nhours, ndays = await self.rollups.recompute_dirty(days=days)
-                self._last_hours = self.clock.monotonic()
-                self._rebuild_cost = self._last_hours - began
-                if days:
-                    self._last_days = self._last_hours
-                if self._rebuild_cost >= TRIM_AFTER_S:     # a big rebuild's rows are freed: give the memory back
-                    await asyncio.to_thread(release_free_memory)
-            return {"presence_rows": written, "hours": nhours, "days": ndays}
+        if not hours:
+            return {"presence_rows": written, "hours": 0, "days": 0}
+        async with self._rebuild_lock:
+            began = self.clock.monotonic()
+            nhours, ndays = await self.rollups.recompute_dirty(days=days)
+            self._last_hours = self.clock.monotonic()
+            self._rebuild_cost = self._last_hours - began
+            if days:
+                self._last_days = self._last_hours
+            if self._rebuild_cost >= TRIM_AFTER_S:     # a big rebuild's rows are freed: give the memory back
+                await asyncio.to_thread(release_free_memory)
+        return {"presence_rows": written, "hours": nhours, "days": ndays}
 
     async def purge(self) -> dict[str, int]:
         """Delete raw events and presence older than ``wifi_raw_retention_days`` (the rollups stay)."""
