@@ -1,4 +1,4 @@
-"""The hottest ingest route served ahead of FastAPI: the same handler, a shorter way in.
+"""The busiest ingest routes served ahead of FastAPI: the same handlers, a shorter way in.
 
 At 10x Phuket's peak the tourist app's position reports are about 1,700 requests a second, each carrying one
 fix. Profiling ``POST /api/v1/tracking/pings`` under load put about half of each request's CPU in Starlette's
@@ -8,16 +8,22 @@ tenth in the layers FastAPI wraps around every application (its server-error, te
 middlewares, the first of which reads the environment on each request) and in our own metrics middleware.
 
 ``HotRoutes`` is therefore the outermost ASGI application that uvicorn serves (``serving_app``): for an exact
-(method, path) it builds the Starlette ``Request``, runs the route's own permission dependency and its own
-handler function, counts the request in the same metrics as ``MetricsMiddleware`` (same route label), and
-answers with the same status, body, headers and problem documents as the FastAPI route, an unexpected error
-included (logged, then 500 ``internal_error``). Everything else goes to the FastAPI application untouched.
-With CORS origins configured, a request that carries an ``Origin`` header (a browser's) also goes through
-FastAPI, so its CORS middleware answers it; the phone app's requests carry none.
+(method, path), or a path under a prefix route's prefix, it builds the Starlette ``Request``, runs the route's
+own permission dependency and its own handler function, counts the request in the same metrics as
+``MetricsMiddleware`` (same route label), and answers with the same status, body, headers and problem documents
+as the FastAPI route, an unexpected error included (logged, then 500 ``internal_error``). Everything else goes to
+the FastAPI application untouched. With CORS origins configured, a request that carries an ``Origin`` header (a
+browser's) also goes through FastAPI, so its CORS middleware answers it; the phone app's requests carry none.
 
-The FastAPI route stays registered and calls the same function: it is what the OpenAPI document, the route
-table (generated docs, the authorization matrix) and the metrics label describe, and in-process clients of
-``platform.app`` (the tests' ASGI transport) are served through it; the parity tests compare both ways.
+Served this way: tourist pings, SensorThings creates (``POST /v1.1/...``: a sensor's Observation), WiFi session
+events and CCTV vendor events. A handler that meets a request FastAPI's own validation must answer (a body that is
+not a JSON object, an over-long query parameter) raises ``NotHot``, and the front hands the request to FastAPI
+with the body it already read, so that answer is FastAPI's own.
+
+Each FastAPI route stays registered and calls the same function: it is what the OpenAPI document, the route
+table (generated docs, the authorization matrix) and the metrics label describe, and ``create_app(...,
+hot_routes=False)`` serves everything through it; the parity tests (``tests/api/test_hot_*.py``,
+``tests/tracking/test_hot_route.py``) compare both ways.
 """
 
 from __future__ import annotations
@@ -114,17 +120,16 @@ class HotRoutes:
         headers: list[tuple[bytes, bytes]] = []
         try:
             principal = await check(request)
-            try:
-                result = await route.handler(self.platform, principal, request)
-            except NotHot:
-                await self.app(scope, _replay(await request.body(), receive), send)
-                return
+            result = await route.handler(self.platform, principal, request)
             if isinstance(result, Response):
                 status, body, media = result.status_code, bytes(result.body), None
                 headers = list(result.raw_headers)
             else:
                 status, body = route.status, orjson.dumps(result.model_dump(mode="json"))
                 media = b"application/json"
+        except NotHot:
+            await self.app(scope, _replay(await request.body(), receive), send)   # counted by FastAPI's side
+            return
         except Exception as err:
             if isinstance(err, CityDataError):
                 response = citydata_problem(err, scope["path"])
