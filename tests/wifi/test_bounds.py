@@ -81,6 +81,7 @@ async def test_service_bounds_sessions_counts_evictions_and_flushes_presence_ear
         result = await wifi.ingest_lines(lines, "jsonl", "http")
         assert result.accepted == 100
         assert len(wifi.tracker.open) <= 100 and len(wifi.tracker.closed) <= 100
+        await wifi.presence_flushed()                   # written by a task of its own, the request answered
         assert len(wifi.tracker.delta) < 300            # flushed early, no timer running
         clock.advance(1)
     stats = await wifi.stats()
@@ -138,6 +139,7 @@ async def test_a_long_rollup_rebuild_does_not_hold_the_presence_back(
                            "time": clock.now().isoformat()}).decode() for i in range(60)]
     async with wifi._rebuild_lock:                              # a rebuild of a busy hour in progress
         took = await asyncio.wait_for(wifi.ingest_lines(lines, "jsonl", "http", refuse_when_busy=True), 5)
+        await asyncio.wait_for(wifi.presence_flushed(), 5)
         assert took.accepted == 60 and wifi.early_flushes == 1   # flushed early although the rebuild runs
         assert len(wifi.tracker.delta) == 0
         stored = await store.scalar(select(func.count()).select_from(wifi_presence))

@@ -81,6 +81,7 @@ class WifiService:
         self.ctx_tz = self.pseudo.tz
         self._lock = asyncio.Lock()           # presence: take the tracker's delta and write it
         self._rebuild_lock = asyncio.Lock()   # rollups: rebuild the dirty hours and days
+        self._early: asyncio.Task[dict[str, int]] | None = None   # an early presence flush under way
         self._last_days = self._last_hours = clock.monotonic()
         self._rebuild_cost = 0.0      # seconds the last rebuild of the dirty hours took
         self._flusher = Periodic("wifi-flush", clock, s.wifi_flush_s, self._tick)
@@ -119,6 +120,7 @@ class WifiService:
             await self.listener.stop()
         await self._flusher.stop()
         await self._purger.stop()
+        await self.presence_flushed()
         with contextlib.suppress(Exception):
             await self.flush(days=True)
 
@@ -219,15 +221,28 @@ class WifiService:
         for (fmt, randomised), n in counts.items():
             self.events_total.labels(fmt, channel, "yes" if randomised else "no").inc(n)
         self.metrics.ingested.labels("wifi", channel).inc(len(rows))
-        # Presence past MAX_PRESENCE_BUFFER rows is flushed now, unless a presence flush is already writing (its
-        # caller or the next one takes the rest); past four times that a waiting caller (syslog, import) waits
-        # for it anyway, and an HTTP caller does not: the next HTTP requests are refused until there is room
-        # (``refuse_when_busy``), so memory stays bounded either way.
+        # Presence past MAX_PRESENCE_BUFFER rows is written now by a task of its own (a request does not wait for
+        # some 25 writer jobs), unless a presence flush is already writing (the next one takes the rest); past four
+        # times that a waiting caller (syslog, import) waits for room, and an HTTP caller does not: the next HTTP
+        # requests are refused until there is room (``refuse_when_busy``), so memory stays bounded either way.
         pending = len(self.tracker.delta)
-        if pending >= MAX_PRESENCE_BUFFER and (not self._lock.locked()
-                                               or (pending >= 4 * MAX_PRESENCE_BUFFER and not refuse_when_busy)):
+        if pending >= MAX_PRESENCE_BUFFER and not self._lock.locked():
+            self._flush_presence_soon()        # by a task of its own: this request is answered now
+        elif pending >= 4 * MAX_PRESENCE_BUFFER and not refuse_when_busy:
             self.early_flushes += 1
             await self.flush(days=False, hours=False)
+
+    def _flush_presence_soon(self) -> None:
+        if self._early is not None and not self._early.done():
+            return
+        self.early_flushes += 1
+        self._early = asyncio.create_task(self.flush(days=False, hours=False), name="wifi-presence-flush")
+        self._early.add_done_callback(_log_failure)
+
+    async def presence_flushed(self) -> None:
+        """Wait for an early presence flush under way (tests, shutdown)."""
+        if self._early is not None:
+            await asyncio.gather(self._early, return_exceptions=True)
 
     def _count_evictions(self) -> None:
         for state, n in self.tracker.evicted.items():
@@ -302,6 +317,11 @@ class WifiService:
                 "early_presence_flushes": self.early_flushes,
                 "rotation_days": self.pseudo.rotation_days,
                 "listener": self.listener.describe() if self.listener is not None else None}
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("an early WiFi presence flush failed: %s", task.exception())
 
 
 def _int32(value: int | None) -> int | None:
