@@ -31,7 +31,8 @@ Each feed is an open-loop sender: requests are started at the target rate, at mo
 feed; a request that cannot start because the feed already has that many in flight is counted as
 ``not_sent`` (the client fell behind: the server did not keep up). The report gives, per feed, the achieved
 rate, p50/p99/p999 latency, the rejects (429/503, counted, with Retry-After), and other errors; every second the
-server's CPU and RSS (psutil) and its queue depths (``citydata_queue_depth`` in ``/metrics``), plotted as a PNG.
+server's CPU and RSS (psutil), its queue depths (``citydata_queue_depth`` in ``/metrics``) and each feed's
+answered units, plotted as a PNG (the throughput as a 10 s moving mean, as a share of the feed's target).
 
 The load generator runs in this process, on the same machine: on 2 shared cores it takes CPU from the server.
 It speaks HTTP/1.1 itself (``RawHTTP``: keep-alive connections on asyncio streams, responses parsed by
@@ -335,10 +336,11 @@ class Travellers:
 
 
 class Sampler:
-    def __init__(self, pid: int, base: str) -> None:
+    def __init__(self, pid: int, base: str, feeds: dict[str, Feed]) -> None:
         self.proc = psutil.Process(pid)
         self.me = psutil.Process()           # the load generator, on the same cores
         self.base = base
+        self.feeds = feeds
         self.rows: list[dict[str, Any]] = []
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -359,7 +361,9 @@ class Sampler:
                 except psutil.Error:
                     break
                 self.rows.append({"t": round(time.monotonic() - t0, 1), "cpu_percent": cpu, "rss_mib": round(rss, 1),
-                                  "generator_cpu_percent": self.me.cpu_percent(None), "queues": depths})
+                                  "generator_cpu_percent": self.me.cpu_percent(None), "queues": depths,
+                                  # units answered 2xx so far, per feed (the plot's throughput over time)
+                                  "done": {n: f.ok * f.unit_per_request for n, f in self.feeds.items()}})
 
 
 def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, title: str) -> None:
@@ -369,7 +373,7 @@ def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, titl
     import matplotlib.pyplot as plt
 
     t = [s["t"] for s in samples]
-    fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+    fig, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
     axes[0].plot(t, [s["cpu_percent"] for s in samples], color="tab:red")
     axes[0].set_ylabel("server CPU %\n(100 = one core)")
     axes[1].plot(t, [s["rss_mib"] for s in samples], color="tab:blue")
@@ -378,9 +382,17 @@ def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, titl
     for name in names:
         axes[2].plot(t, [s["queues"].get(name, 0.0) for s in samples], label=name)
     axes[2].set_ylabel("queue depth")
-    axes[2].set_xlabel("seconds")
     if names:
         axes[2].legend(fontsize=7, loc="upper right")
+    window = 10          # samples (about one a second): throughput as a 10 s moving mean, as a share of the target
+    for name, feed in feeds.items():
+        done = [s.get("done", {}).get(name, 0) for s in samples]
+        shares = [(done[i] - done[max(0, i - window)]) / max(t[i] - t[max(0, i - window)], 1e-9) / feed.rate
+                  if i else 0.0 for i in range(len(samples))]
+        axes[3].plot(t, shares, label=f"{name} (target {feed.rate:g}/s)")
+    axes[3].set_ylabel("achieved / target\n(10 s mean)")
+    axes[3].set_xlabel("seconds")
+    axes[3].legend(fontsize=7, loc="upper right")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -509,7 +521,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
         makers = {"mqtt_sensors": mqtt_obs, "http_sensors": http_obs, "pings": ping, "reports": report,
                   "wifi_lines": wifi, "cctv": cctv}
         assert server.proc is not None
-        sampler = Sampler(server.proc.pid, server.base)
+        sampler = Sampler(server.proc.pid, server.base, feeds)
         tasks = [asyncio.create_task(_paced(f, stop, args.inflight, makers[name])) for name, f in feeds.items()]
         sampling = asyncio.create_task(sampler.run(stop))
         started = time.monotonic()
