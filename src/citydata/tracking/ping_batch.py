@@ -97,7 +97,6 @@ class PingBatcher:
             log.exception("applying a batch of %d ping requests failed", len(batch))
             _fail(batch, err)
             return
-        error: BaseException | None = None
         svc = self.service
         try:
             try:
@@ -115,13 +114,12 @@ class PingBatcher:
             _fail(batch, Unavailable("the platform is shutting down", code="shutting_down", retry_after=5))
             raise
         except Exception as err:
-            error = err
+            _fail(batch, err)
+            return
         for request, a in zip(batch, applied, strict=True):
             if request.future.done():      # its client went away: the batch was applied all the same
                 continue
-            if error is not None:
-                request.future.set_exception(error)
-            elif isinstance(a.answer, CityDataError):
+            if isinstance(a.answer, CityDataError):
                 request.future.set_exception(a.answer)
             else:
                 request.future.set_result(a.answer)
