@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from citydata.clock import DrivenClock
 from citydata.errors import Unavailable
+from citydata.wifi import rollups as wifi_rollups
 from citydata.wifi import service as wifi_service
 from citydata.wifi.model import WifiEvent
 from citydata.wifi.schema import wifi_footfall_hourly, wifi_presence
@@ -150,3 +151,45 @@ async def test_a_long_rollup_rebuild_does_not_hold_the_presence_back(
     assert (await rebuild)["hours"] >= 1
     rows = await store.fetch_all(select(wifi_footfall_hourly))
     assert sum(int(r["devices"]) for r in rows if r["hotspot_id"] == hotspot) == 60
+
+
+async def test_presence_a_failed_write_did_not_commit_is_written_by_the_next_flush(
+        store: Any, backend_settings: Any, monkeypatch: Any) -> None:
+    """Presence is written in chunks, one commit each. A chunk that fails (the store refusing, a disk error) and
+    the chunks after it go back to the tracker, merged with what was gathered meanwhile; the next flush writes
+    them. Nothing is lost and nothing committed is counted twice (the upsert adds sessions and dwell)."""
+    monkeypatch.setattr(wifi_rollups, "PRESENCE_CHUNK", 10)
+    clock = DrivenClock(NOW)
+    wifi = await make_wifi(store, clock, backend_settings)
+    hotspot = next(iter(wifi.registry.by_id))
+
+    def lines(event: str, first: int, n: int, after_s: int = 0) -> list[str]:
+        at = (clock.now() + timedelta(seconds=after_s)).isoformat()
+        return [orjson.dumps({"event": event, "mac": f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                              "hotspot_id": hotspot, "time": at}).decode() for i in range(first, first + n)]
+
+    assert (await wifi.ingest_lines(lines("associate", 0, 45), "jsonl", "http")).accepted == 45
+    real_write, calls = store.write, []
+
+    async def failing_third_chunk(op: Any, rows: int = 1, **kw: Any) -> Any:
+        calls.append(rows)
+        if len(calls) == 3:
+            # meanwhile devices 40-49 leave a minute later: 40-44 are among the rows about to be given back
+            took = await wifi.ingest_lines(lines("disassociate", 40, 10, after_s=60), "jsonl", "http")
+            assert took.accepted == 10
+            raise OSError("disk I/O error")
+        return await real_write(op, rows, **kw)
+
+    monkeypatch.setattr(store, "write", failing_third_chunk)
+    with pytest.raises(OSError):
+        await wifi.flush(hours=False)
+    assert calls == [10, 10, 10]                            # two chunks committed, the third failed
+    assert await store.scalar(select(func.count()).select_from(wifi_presence)) == 20
+    assert len(wifi.tracker.delta) == 30                    # devices 20-44 given back, and 45-49 (new)
+    monkeypatch.setattr(store, "write", real_write)
+    await wifi.flush()
+    row = await store.fetch_one(select(func.count().label("rows"), func.sum(wifi_presence.c.sessions).label("s"),
+                                       func.sum(wifi_presence.c.dwell_s).label("dwell")))
+    assert row is not None and (row["rows"], row["s"], float(row["dwell"])) == (50, 50, 5 * 60.0)
+    hourly = await store.fetch_all(select(wifi_footfall_hourly).where(wifi_footfall_hourly.c.hotspot_id == hotspot))
+    assert sum(int(r["devices"]) for r in hourly) == 50 and sum(int(r["sessions"]) for r in hourly) == 50

@@ -16,6 +16,7 @@ they are recomputed too. Each recompute reads only the rows of its window plus, 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -110,13 +111,16 @@ class Rollups:
         self.recomputed_days = 0
 
     # -- presence --------------------------------------------------------------------------------------------
-    async def flush(self, delta: dict[PresenceKey, Presence]) -> int:
-        """Add ``delta`` to ``wifi_presence`` and mark its hours (and days) dirty. Returns rows written."""
+    async def flush(self, delta: dict[PresenceKey, Presence],
+                    give_back: Callable[[dict[PresenceKey, Presence]], None] | None = None) -> int:
+        """Add ``delta`` to ``wifi_presence`` and mark its hours (and days) dirty. Returns rows written.
+
+        Written in chunks, one commit each. When a chunk fails (or the flush is cancelled), the rows not yet
+        committed are handed to ``give_back`` before the error goes on, so that a later flush writes them: the
+        committed chunks are not handed back (the upsert adds, so writing them again would count them twice)."""
         if not delta:
             return 0
-        rows = [{"hour": hour_dt(h), "hotspot_id": hs, "device": dev, "zone": p.zone,
-                 "subdistrict_code": p.subdistrict, "randomised": p.randomised, "sessions": p.sessions,
-                 "dwell_s": p.dwell_s} for (h, hs, dev), p in delta.items()]
+        items = list(delta.items())
         ins = (pg_insert if self.store.dialect == "postgresql" else sqlite_insert)(wifi_presence)
         stmt = ins.on_conflict_do_update(
             index_elements=[wifi_presence.c.hour, wifi_presence.c.hotspot_id, wifi_presence.c.device],
@@ -125,16 +129,26 @@ class Rollups:
 
         # One writer job per chunk, one after the other: at 2,000 lines/s a flush is some 10,000 rows, and in one
         # job it held every other write (HTTP, MQTT, alerts) for its whole run; between chunks they get their turn.
-        for i in range(0, len(rows), PRESENCE_CHUNK):
-            chunk = rows[i:i + PRESENCE_CHUNK]
+        written = 0
+        try:
+            while written < len(items):
+                chunk = items[written:written + PRESENCE_CHUNK]
+                rows = [{"hour": hour_dt(h), "hotspot_id": hs, "device": dev, "zone": p.zone,
+                         "subdistrict_code": p.subdistrict, "randomised": p.randomised, "sessions": p.sessions,
+                         "dwell_s": p.dwell_s} for (h, hs, dev), p in chunk]
 
-            async def op(conn: AsyncConnection, chunk: list[dict[str, Any]] = chunk) -> None:
-                await conn.execute(stmt, chunk)
+                async def op(conn: AsyncConnection, rows: list[dict[str, Any]] = rows) -> None:
+                    await conn.execute(stmt, rows)
 
-            await self.store.write(op, len(chunk), heavy=len(chunk) > 500)
-        for h, _, _ in delta:
-            self.dirty_hours.add(h)
-        return len(rows)
+                await self.store.write(op, len(rows), heavy=len(rows) > 500)
+                written += len(chunk)
+                for (h, _, _), _p in chunk:
+                    self.dirty_hours.add(h)
+        except BaseException:
+            if give_back is not None:
+                give_back(dict(items[written:]))
+            raise
+        return written
 
     # -- recompute -------------------------------------------------------------------------------------------
     def _period_bounds(self, at: datetime) -> tuple[datetime, datetime]:

@@ -274,8 +274,8 @@ class WifiService:
         """Write the presence gathered so far and rebuild the dirty hours (and days). The rebuild reads what
         is committed and takes the dirty marks at its start; presence written meanwhile (marked dirty after its
         commit) waits for the next rebuild."""
-        async with self._lock:
-            written = await self.rollups.flush(self.tracker.take())
+        async with self._lock:     # rows a failed write did not commit go back to the tracker for the next flush
+            written = await self.rollups.flush(self.tracker.take(), self.tracker.give_back)
         if not hours:
             return {"presence_rows": written, "hours": 0, "days": 0}
         async with self._rebuild_lock:

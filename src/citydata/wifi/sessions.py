@@ -162,6 +162,17 @@ class SessionTracker:
         out, self.delta = self.delta, {}
         return out
 
+    def give_back(self, unwritten: dict[PresenceKey, Presence]) -> None:
+        """Put presence that ``take()`` handed out, and that could not be written, back with what was gathered
+        since (sessions and dwell added), so that the next flush writes it."""
+        for key, p in unwritten.items():
+            mine = self.delta.get(key)
+            if mine is None:
+                self.delta[key] = p
+            else:
+                mine.sessions += p.sessions
+                mine.dwell_s += p.dwell_s
+
     def expire(self, now: float) -> int:
         """Close sessions silent for ``timeout_s``; forget closed keys older than that. Returns closed count."""
         stale = [k for k, st in self.open.items() if now - st.last_seen > self.timeout_s]
