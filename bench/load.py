@@ -351,16 +351,23 @@ class Sampler:
             while not stop.is_set():
                 await asyncio.sleep(1.0)
                 depths: dict[str, float] = {}
+                memory: dict[str, float] = {}
                 with contextlib.suppress(httpx.HTTPError):
                     text = (await http.get(f"{self.base}/metrics")).text
                     for m in re.finditer(r'^citydata_queue_depth\{name="([^"]+)"\} (\S+)$', text, re.M):
                         depths[m.group(1)] = float(m.group(2))
+                    for m in re.finditer(r'^citydata_memory_bytes\{name="([^"]+)"\} (\S+)$', text, re.M):
+                        memory[m.group(1)] = round(float(m.group(2)) / 2**20, 1)
+                    for m in re.finditer(r'^citydata_wifi_tracker\{name="([^"]+)"\} (\S+)$', text, re.M):
+                        memory[f"wifi_{m.group(1)}"] = float(m.group(2))
                 try:
                     cpu = self.proc.cpu_percent(None)
                     rss = self.proc.memory_info().rss / 2**20
                 except psutil.Error:
                     break
                 self.rows.append({"t": round(time.monotonic() - t0, 1), "cpu_percent": cpu, "rss_mib": round(rss, 1),
+                                  # the server's own breakdown (MiB; wifi_* are the WiFi tracker's entries)
+                                  "memory": memory,
                                   "generator_cpu_percent": self.me.cpu_percent(None), "queues": depths,
                                   # units answered 2xx so far, per feed (the plot's throughput over time)
                                   "done": {n: f.ok * f.unit_per_request for n, f in self.feeds.items()}})
@@ -376,8 +383,14 @@ def plot(samples: list[dict[str, Any]], feeds: dict[str, Feed], path: Path, titl
     fig, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True)
     axes[0].plot(t, [s["cpu_percent"] for s in samples], color="tab:red")
     axes[0].set_ylabel("server CPU %\n(100 = one core)")
-    axes[1].plot(t, [s["rss_mib"] for s in samples], color="tab:blue")
-    axes[1].set_ylabel("server RSS (MiB)")
+    axes[1].plot(t, [s["rss_mib"] for s in samples], color="tab:blue", label="RSS")
+    for part, colour in (("rss_file", "tab:gray"), ("heap_in_use", "tab:green"), ("heap_free", "tab:orange"),
+                         ("sqlite", "tab:purple")):
+        if any(part in s.get("memory", {}) for s in samples):
+            axes[1].plot(t, [s.get("memory", {}).get(part, float("nan")) for s in samples], color=colour,
+                         label=part.replace("_", " "), linewidth=1)
+    axes[1].set_ylabel("server memory (MiB)")
+    axes[1].legend(fontsize=7, loc="upper left")
     names = sorted({k for s in samples for k in s["queues"]})
     for name in names:
         axes[2].plot(t, [s["queues"].get(name, 0.0) for s in samples], label=name)
@@ -555,6 +568,9 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                         "load_average_end": [round(x, 2) for x in psutil.getloadavg()],
                         "rss_mib_first": rss[0] if rss else None, "rss_mib_last": rss[-1] if rss else None,
                         "rss_mib_max": max(rss) if rss else None,
+                        # the server's memory breakdown (MiB) at the first and the last sample
+                        "memory_first": sampler.rows[0].get("memory", {}) if sampler.rows else {},
+                        "memory_last": sampler.rows[-1].get("memory", {}) if sampler.rows else {},
                         "queue_depth_max": {k: max(s["queues"].get(k, 0.0) for s in sampler.rows)
                                             for k in sorted({k for s in sampler.rows for k in s["queues"]})}}
     if args.png:
@@ -578,6 +594,7 @@ async def _drive(server: Server, rates: dict[str, float], args: argparse.Namespa
                          f"({trv['leaving']} driving out over the Sarasin bridge), fixes {trv['fixes']}, "
                          f"attention list after {trv['attention_after']}; "
                          f"RSS {srv['rss_mib_first']} -> {srv['rss_mib_last']} (max {srv['rss_mib_max']}); "
+                         f"memory at the end {srv['memory_last']}; "
                          f"max queue depths {srv['queue_depth_max']}; plot {result.get('png', '-')}"})
     result["summary"] = rows
     return result

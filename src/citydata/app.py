@@ -307,6 +307,8 @@ class Platform:
         self._started.append("http")
 
     def _register_metrics(self) -> None:
+        from citydata.ops.memory import memory_breakdown
+
         def depths() -> dict[str, float]:
             out: dict[str, float] = {}
             if self.store.writer is not None:
@@ -330,6 +332,9 @@ class Platform:
             return out
 
         self.metrics.gauge_callback("citydata_queue_depth", "Items waiting in each internal queue", depths)
+        self.metrics.gauge_callback("citydata_memory_bytes", "Process memory by part: rss, rss_anon, rss_file, "
+                                    "heap_in_use, heap_free (the C heap), sqlite (SQLite's share of the heap)",
+                                    memory_breakdown)
         self.metrics.gauge_callback("citydata_internal_total", "Internal counters (monotonic)", counters)
 
     async def readiness(self) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from tests.conftest import bearer, token_for
@@ -18,6 +19,12 @@ async def test_health_ready_and_metrics(client: Any) -> None:
     metrics = (await client.get("/metrics")).text
     assert "citydata_http_requests_total" in metrics
     assert "citydata_queue_depth" in metrics
+    memory = dict(re.findall(r'^citydata_memory_bytes\{name="([a-z_]+)"\} (\S+)$', metrics, re.M))
+    assert float(memory["rss"]) > 10 * 2**20
+    assert float(memory["rss_anon"]) + float(memory["rss_file"]) <= float(memory["rss"]) * 1.01
+    assert 0 < float(memory["sqlite"]) < float(memory["heap_in_use"])
+    tracker = dict(re.findall(r'^citydata_wifi_tracker\{name="([a-z_]+)"\} (\S+)$', metrics, re.M))
+    assert set(tracker) == {"open", "closed", "presence"}
 
 
 async def test_missing_and_malformed_credentials_are_401_problems(client: Any) -> None:

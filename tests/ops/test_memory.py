@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ctypes.util
 import os
+import sqlite3
 import sys
 
 import pytest
 
-from citydata.ops.memory import release_free_memory
+from citydata.ops.memory import memory_breakdown, release_free_memory
 
 
 def rss_mib() -> float:
@@ -28,3 +29,24 @@ def test_freed_memory_held_below_a_live_block_is_given_back() -> None:
     assert release_free_memory() is True
     assert rss_mib() < held - 200, (held, rss_mib())
     assert len(keep) == 8192
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or ctypes.util.find_library("c") is None,
+                    reason="/proc and mallinfo2 are Linux's and glibc's")
+def test_the_breakdown_follows_the_heap_and_sqlite() -> None:
+    before = memory_breakdown()
+    assert {"rss", "rss_anon", "rss_file", "heap_in_use", "heap_free"} <= set(before)
+    block = bytearray(64 * 2**20)                           # one large block: the C heap's mmap'd part
+    during = memory_breakdown()
+    assert during["heap_in_use"] - before["heap_in_use"] >= 64 * 2**20
+    del block
+    if "sqlite" not in before:                              # SQLite built into the sqlite3 module
+        return
+    db = sqlite3.connect(":memory:")
+    db.execute("PRAGMA cache_size=-65536")
+    db.execute("CREATE TABLE t (x BLOB)")
+    db.executemany("INSERT INTO t VALUES (?)", [(os.urandom(1000),) for _ in range(20_000)])
+    grown = memory_breakdown()["sqlite"]
+    assert grown - before["sqlite"] >= 15 * 2**20             # 20 MB of rows in the in-memory database
+    db.close()
+    assert memory_breakdown()["sqlite"] < grown - 15 * 2**20

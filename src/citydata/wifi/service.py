@@ -100,6 +100,11 @@ class WifiService:
             ["state"], registry=r)
         for state in self.tracker.evicted:
             self.evictions_total.labels(state)
+        metrics.gauge_callback(
+            "citydata_wifi_tracker", "WiFi sessions held in memory: open (bounded by wifi_max_open_sessions), "
+            "closed (keys kept to recognise a late record, as many at most) and presence (rows not yet written)",
+            lambda: {"open": float(len(self.tracker.open)), "closed": float(len(self.tracker.closed)),
+                     "presence": float(len(self.tracker.delta))})
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     async def start(self, *, timers: bool = True, listen: bool = True) -> None:
