@@ -250,6 +250,11 @@ class Settings(BaseModel):
         7200, ge=0, title="Lateness window (s)",
         description="A fix older than the traveller's newest processed fix is stored, and replayed through the "
                     "geofence only when it is at most this much older.")
+    tracking_window_fixes: int = Field(
+        64, ge=1, le=10_000, title="Fixes kept per traveller",
+        description="Most recent fixes the geofence keeps per traveller to replay late ones (within the lateness "
+                    "window); a late fix older than one already dropped from them is stored, flagged late, and not "
+                    "replayed. Bounds memory whatever the ping rate (a fix every 30 minutes keeps 4 in two hours).")
     tracking_k: int = Field(
         10, ge=1, title="k-anonymity threshold",
         description="Density and aggregate counts under k are suppressed for every role below police, and "

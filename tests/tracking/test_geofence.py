@@ -195,3 +195,49 @@ def test_operator_zone_entered_and_left_through_the_strtree(geo: Geography, home
         t = T0 + i * 15 * MIN
         out += eng.process(tf, [Fix(t, lon, lat, 10.0)], t).transitions
     assert changes(out) == [("zone:patong_beach", "unknown", INSIDE), ("zone:patong_beach", INSIDE, OUTSIDE)]
+
+
+def test_the_window_keeps_at_most_window_fixes_whatever_the_ping_rate(home: Fence) -> None:
+    """A phone pinging every 5 s keeps ``window_fixes`` fixes, not two hours of them; a late fix older than the
+    oldest kept is flagged late and not replayed (the snapshot already holds newer ones), one inside is replayed;
+    and fixes in order give the same exit as with an unbounded window."""
+    capped = GeofenceEngine(FenceSet(home), dwell_s=600, lateness_s=7200, still_outside_s=3600, max_speed_kmh=300,
+                            window_fixes=8)
+    wide = GeofenceEngine(FenceSet(home), dwell_s=600, lateness_s=7200, still_outside_s=3600, max_speed_kmh=300,
+                          window_fixes=10_000)
+    track = [Fix(T0 + i * 5, 98.30, 8.10 + i * 0.0001, 10.0) for i in range(200)]             # north, inside
+    track += [Fix(T0 + 3000 + i * 5, 98.28, 8.30 + i * 0.0001, 10.0) for i in range(200)]    # over the bridge
+    out: dict[str, list[tuple[str, str, str]]] = {"capped": [], "wide": []}
+    tfs = {"capped": started(capped), "wide": started(wide)}
+    for fix in track:
+        for name, eng in (("capped", capped), ("wide", wide)):
+            out[name] += changes(eng.process(tfs[name], [fix], fix.t).transitions)
+            assert name == "wide" or len(tfs[name].window) <= 8
+    assert out["capped"] == out["wide"] == [("province:83", INSIDE, OUTSIDE)]
+    assert len(tfs["wide"].window) == 400
+    tf = tfs["capped"]
+    oldest = tf.window[0].fix.t
+    assert tf.folded_t == oldest - 5                       # the newest fix folded into the snapshot
+    now = track[-1].t + 5
+    old = capped.process(tf, [Fix(oldest - 7.5, 98.28, 8.3199, 10.0)], now)      # before a folded fix
+    assert old.too_late and not old.accepted and len(tf.window) == 8
+    between = capped.process(tf, [Fix(oldest - 2.5, 98.28, 8.3199, 10.0)], now)  # after every folded fix
+    assert len(between.accepted) == 1 and not between.too_late and len(tf.window) == 8
+    assert changes(between.transitions) == [] and tf.states[home.id].state == OUTSIDE
+
+
+def test_zone_sets_are_shared_between_fixes(home: Fence) -> None:
+    import numpy as np
+    import shapely
+
+    a = Fence("zone:a", "a", shapely.Point(98.30, 7.90).buffer(0.01))
+    b = Fence("zone:b", "b", shapely.Point(98.305, 7.90).buffer(0.01))
+    fences = FenceSet(home, [a, b])
+    x = np.array([98.30, 98.30, 98.303, 98.303, 98.50, 98.51])
+    y = np.array([7.90, 7.9001, 7.90, 7.9001, 7.50, 7.51])
+    sets = fences.zones_containing(x, y)
+    assert sets[0] == sets[1] == {"zone:a", "zone:b"}
+    assert sets[2] == sets[3] == {"zone:a", "zone:b"} and sets[2] is sets[3]
+    assert sets[4] == sets[5] == frozenset() and sets[4] is sets[5]
+    again = fences.zones_containing(x[2:4], y[2:4])
+    assert again[0] is sets[2]

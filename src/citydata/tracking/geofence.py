@@ -17,10 +17,13 @@ change is confirmed once it held for ``dwell_s`` without a contradicting fix, ei
 ``now - pending_since >= dwell_s``. A contradicting fix cancels the pending change. So one drifted fix never
 flaps the state, and a real exit is confirmed ``dwell_s`` after its first fix.
 
-Late and out-of-order fixes: per traveller the engine keeps the fixes of the last ``lateness_s`` (by fix time)
-and a snapshot of the states before the oldest of them. A fix older than the newest processed fix but within
-the window is inserted and the window is replayed from the snapshot; the events are the *net* change between
-the states before and after the replay (no duplicates). Older fixes are stored (flagged) but not replayed.
+Late and out-of-order fixes: per traveller the engine keeps the fixes of the last ``lateness_s`` (by fix time),
+at most ``window_fixes`` of them, and a snapshot of the states before the oldest of them. A fix older than the
+newest processed fix but within the window is inserted and the window is replayed from the snapshot; the events
+are the *net* change between the states before and after the replay (no duplicates). Older fixes (older than
+``lateness_s``, or than a fix already folded into the snapshot) are stored (flagged) but not replayed. The cap
+keeps memory bounded by travellers x ``window_fixes`` whatever the ping rate: a phone every 30 minutes keeps 4
+fixes in two hours, while one pinging every few seconds (the load test) kept some 1,200 of them, each ~450 bytes.
 Impossible-speed fixes (faster than ``max_speed_kmh`` from the previous accepted fix) never enter the engine.
 """
 
@@ -42,6 +45,8 @@ from citydata.geo.model import M_PER_DEG, buffer_m, distance_m, haversine_m
 INSIDE, OUTSIDE, UNKNOWN = "inside", "outside", "unknown"
 OBS_INSIDE, OBS_OUTSIDE, OBS_AMBIGUOUS = 1, 0, -1
 SMALL_BATCH = 256   # up to this many points, zones are found through the STRtree
+NO_ZONES: frozenset[str] = frozenset()
+MAX_SHARED_ZONE_SETS = 4096   # distinct sets of overlapping zones shared; past it a set is its own object
 BAND_M = 300.0   # a point outside the fence grown by this, with a smaller accuracy radius, is surely outside
 
 
@@ -88,6 +93,7 @@ class FenceSet:
         self._zone_index = {f.id: i for i, f in enumerate(self.zones)}
         self.tree = shapely.STRtree([z.test for z in self.zones]) if self.zones else None
         self._bounds = [tuple(float(v) for v in z.test.bounds) for z in self.zones]
+        self._zone_sets: dict[frozenset[str], frozenset[str]] = {}
 
     def with_zones(self, zones: Sequence[Fence]) -> FenceSet:
         return FenceSet(self.home, zones)
@@ -138,12 +144,26 @@ class FenceSet:
         return np.vstack((np.concatenate(found_p), np.concatenate(found_z)))
 
     def zones_containing(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> list[frozenset[str]]:
-        """For each point, the ids of the zones containing it."""
-        out: list[set[str]] = [set() for _ in range(len(x))]
+        """For each point, the ids of the zones containing it. The sets are shared (one object per distinct set:
+        most points are in no zone), as the engine keeps one per fix in its windows."""
         pairs = self.zone_pairs(x, y)
+        if not pairs.shape[1]:
+            return [NO_ZONES] * len(x)
+        out: list[set[str] | None] = [None] * len(x)
         for p, z in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
-            out[p].add(self.zones[z].id)
-        return [frozenset(s) for s in out]
+            found = out[p]
+            if found is None:
+                found = out[p] = set()
+            found.add(self.zones[z].id)
+        return [NO_ZONES if s is None else self._shared(frozenset(s)) for s in out]
+
+    def _shared(self, zones: frozenset[str]) -> frozenset[str]:
+        known = self._zone_sets.get(zones)
+        if known is not None:
+            return known
+        if len(self._zone_sets) < MAX_SHARED_ZONE_SETS:
+            self._zone_sets[zones] = zones
+        return zones
 
     def classify(self, x: NDArray[np.float64], y: NDArray[np.float64],
                  acc: NDArray[np.float64]) -> tuple[NDArray[np.int8], NDArray[np.intp]]:
@@ -192,6 +212,7 @@ class TravellerFences:
     states: States = field(default_factory=dict)
     base: States = field(default_factory=dict)
     window: list[Observed] = field(default_factory=list)    # sorted by fix time
+    folded_t: float | None = None     # the newest fix folded into ``base``: older fixes cannot be replayed
     last_t: float | None = None
     last_accepted: Fix | None = None
 
@@ -219,8 +240,11 @@ class GeofenceEngine:
     """Pure state logic over a ``FenceSet``; the tracking service feeds it and turns transitions into events."""
 
     def __init__(self, fences: FenceSet, *, dwell_s: float, lateness_s: float, still_outside_s: float,
-                 max_speed_kmh: float) -> None:
+                 max_speed_kmh: float, window_fixes: int = 64) -> None:
+        if window_fixes < 1:
+            raise ValueError("window_fixes must be at least 1")
         self.fences = fences
+        self.window_fixes = int(window_fixes)
         self.dwell_s, self.lateness_s = float(dwell_s), float(lateness_s)
         self.still_outside_s, self.max_speed_kmh = float(still_outside_s), float(max_speed_kmh)
 
@@ -319,7 +343,7 @@ class GeofenceEngine:
                 continue
             seen_t.add(fix.t)
             if tf.last_t is not None and fix.t < tf.last_t:
-                if fix.t < tf.last_t - self.lateness_s:
+                if fix.t < tf.last_t - self.lateness_s or (tf.folded_t is not None and fix.t <= tf.folded_t):
                     res.too_late.append(fix)
                 else:
                     late.append(fix)
@@ -377,14 +401,19 @@ class GeofenceEngine:
         return True
 
     def _trim(self, tf: TravellerFences) -> None:
+        """Fold the fixes older than ``lateness_s`` (before the newest), and those past ``window_fixes``, into
+        the snapshot."""
         if not tf.window:
             return
         horizon = tf.window[-1].fix.t - self.lateness_s
-        cut = 0
+        cut = max(0, len(tf.window) - self.window_fixes)
         while cut < len(tf.window) - 1 and tf.window[cut].fix.t < horizon:
             cut += 1
+        if not cut:
+            return
         for ob in tf.window[:cut]:
             self.step(tf.base, ob)
+        tf.folded_t = tf.window[cut - 1].fix.t
         del tf.window[:cut]
 
     def _net_change(self, before: States, after: States) -> list[Transition]:

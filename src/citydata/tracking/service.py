@@ -89,7 +89,8 @@ class TrackingService:
         self.home = Fence(home.id, home.name_en, home.geometry, s.tracking_tolerance_m, home=True)
         self.engine = GeofenceEngine(FenceSet(self.home), dwell_s=s.tracking_dwell_s,
                                      lateness_s=s.tracking_lateness_s, still_outside_s=s.tracking_still_outside_s,
-                                     max_speed_kmh=s.tracking_max_speed_kmh)
+                                     max_speed_kmh=s.tracking_max_speed_kmh,
+                                     window_fixes=s.tracking_window_fixes)
         self.zones: dict[str, dict[str, Any]] = {}
         subs = geography.by_kind("subdistrict")
         self._sub_codes = [p.code for p in subs]
