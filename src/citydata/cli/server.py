@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from citydata.cli.common import ConfigOpt, run, settings_from
+from citydata.ops.gc_tuning import freeze_startup_objects, tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ def serve(config: ConfigOpt = None,
     configure_logging(settings.log_level, settings.log_format)
 
     async def go() -> None:
+        tune_gc(settings.gc_young_threshold)
         async with Platform(settings, serve_http=True) as platform:
+            freeze_startup_objects()       # what start loaded is walked by no collection from now on
             cluster = f", cluster node {platform.cluster.node_id} role {platform.cluster.role}" \
                 if platform.cluster is not None else ""
             print(f"CityData serving on {platform.settings.base_url} (docs: {platform.settings.base_url}/docs, "
@@ -109,12 +112,14 @@ def demo(speed: Annotated[float, typer.Option(help="Simulated seconds per real s
     configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, "text")
 
     async def go() -> None:
+        tune_gc(settings.gc_young_threshold)
         async with Platform(settings, serve_http=True) as platform:
             s = platform.settings
             token = await _demo_token(platform, s.data_dir)
             from citydata.datasets.samples import load_samples
 
             await load_samples(platform)   # the synthetic Phuket government datasets, on first start
+            freeze_startup_objects()
             url = s.base_url
             sim = Simulator(SimulatorConfig(url=url, token=token, speed=speed, seed=seed,
                                             mqtt_url=platform.mqtt_url or None, cameras=True))

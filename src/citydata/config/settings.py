@@ -142,6 +142,11 @@ class Settings(BaseModel):
                                     description="Time given to flush queued writes on shutdown.")
     heartbeat_silence_s: int = Field(900, ge=10, title="Device silence (s)",
                                      description="A device with no heartbeat for this long is reported silent.")
+    gc_young_threshold: int = Field(
+        10_000, ge=0, title="Garbage collector young threshold",
+        description="Net container allocations between young collections in citydata serve and demo (0 keeps "
+                    "Python's 700). Higher: objects of a request die young instead of being promoted, and full "
+                    "collections, which pause the event loop, come far less often (docs/architecture.md).")
 
     # -- sensor data retention
     sta_raw_retention_days: int = Field(
