@@ -47,9 +47,16 @@ def formats() -> list[str]:
     return [*sorted(PARSERS), "syslog"]
 
 
+_plugins_loaded = False
+
+
 def _load_plugins() -> None:
-    # importing a plugin module registers it (once: Python imports a module once)
-    from citydata.wifi.parsers import aruba, cisco, hostapd, jsonl, radius  # noqa: F401
+    # importing a plugin module registers it; checked by a flag, as this runs for every line (an import
+    # statement, even of modules already loaded, costs some microseconds)
+    global _plugins_loaded
+    if not _plugins_loaded:
+        from citydata.wifi.parsers import aruba, cisco, hostapd, jsonl, radius  # noqa: F401
+        _plugins_loaded = True
 
 
 def parse_line(line: str, fmt: str, ctx: Context) -> RawRecord:
