@@ -12,9 +12,9 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from citydata.clock import Clock
@@ -40,11 +40,6 @@ from citydata.store.postgres import PostgresBulk
 from citydata.store.sqlite import SQLiteBulk, configure_sqlite, inline_connector
 from citydata.store.types import UTCDateTime
 from citydata.store.writer import ConflictMode, WriteOp, Writer, is_connection_error
-
-if TYPE_CHECKING:
-    from citydata.store.background import BackgroundReads
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 # (store, connection) of the current read session (a contextvar: each request task has its own)
@@ -78,7 +73,6 @@ class Store:
         self.engine: AsyncEngine | None = None         # reads (and migrations)
         self.write_engine: AsyncEngine | None = None   # the writer's own connection(s)
         self.writer: Writer | None = None
-        self.background: BackgroundReads | None = None    # SQLite files: long reads at low priority
         self.postgis = False
         self._id_blocks: dict[str, tuple[int, int]] = {}
         self._id_lock = asyncio.Lock()
@@ -100,12 +94,6 @@ class Store:
             configure_sqlite(self.engine, self.settings.sqlite_synchronous, writer=False,
                              cache_mib=self.settings.sqlite_reader_cache_mib)
             bulk: Any = SQLiteBulk(self.write_engine.dialect)
-            if path and path != ":memory:":
-                from citydata.store.background import BackgroundReads
-
-                self.background = BackgroundReads(
-                    make_url(self.url).set(drivername="sqlite").render_as_string(hide_password=False),
-                    self.settings.sqlite_synchronous, self.settings.sqlite_reader_cache_mib)
         else:
             # A connect timeout, so an unreachable server fails fast instead of after asyncpg's default 60 s.
             connect_args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT_S}
@@ -160,21 +148,8 @@ class Store:
         for engine in (self.engine, self.write_engine):
             if engine is not None:
                 await engine.dispose()
-        if self.background is not None:
-            background, self.background = self.background, None
-            await asyncio.to_thread(background.close)
 
     # -- reads -----------------------------------------------------------------------------------------------
-    async def read_background(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(conn)``, synchronous code over a read connection in one transaction, as background work:
-        on a SQLite file on a thread of lowered CPU priority with its own connection (``store/background.py``),
-        elsewhere on a pooled read connection. For long analytical reads (rollup rebuilds)."""
-        if self.background is not None:
-            return await self.background.run(fn)
-        async with self.read() as conn:
-            result: T = await conn.run_sync(fn)
-            return result
-
     @contextlib.asynccontextmanager
     async def read(self) -> Any:
         """A read connection (``async with store.read() as conn``): the one of the current ``read_session``

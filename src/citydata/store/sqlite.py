@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import Table, event
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from citydata.store.types import UTCDateTime
@@ -34,7 +34,7 @@ def _register_functions(dbapi_conn: Any) -> None:
         getattr(importlib.import_module(module), name)(dbapi_conn)
 
 
-def configure_sqlite(engine: AsyncEngine | Engine, synchronous: str, *, writer: bool, cache_mib: int = 64) -> None:
+def configure_sqlite(engine: AsyncEngine, synchronous: str, *, writer: bool, cache_mib: int = 64) -> None:
     """Set the pragmas on every new connection. Readers get ``query_only`` so nothing bypasses the writer.
     ``cache_mib``: the connection's page cache (SQLite never gives it back while the connection lives, so the
     process holds up to this much per pooled connection).
@@ -46,9 +46,7 @@ def configure_sqlite(engine: AsyncEngine | Engine, synchronous: str, *, writer: 
     if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
         raise ValueError(f"invalid SQLite synchronous level {synchronous!r}")
 
-    target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
-
-    @event.listens_for(target, "connect")
+    @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -68,7 +66,7 @@ def configure_sqlite(engine: AsyncEngine | Engine, synchronous: str, *, writer: 
             dbapi_conn.isolation_level = None
 
     if writer:
-        @event.listens_for(target, "begin")
+        @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 

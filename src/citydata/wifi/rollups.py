@@ -2,8 +2,8 @@
 
 ``flush(delta)`` adds the presence gathered in memory to ``wifi_presence`` (an upsert that adds sessions and
 dwell) and marks its hours dirty; ``recompute_hour`` / ``recompute_day`` rebuild the rollup rows of one hour / one
-Asia/Bangkok day from ``wifi_presence`` (the rows computed as background work, ``Store.read_background``: on
-SQLite on a thread of lowered CPU priority, then delete + insert in one writer transaction), for each scope:
+Asia/Bangkok day from ``wifi_presence`` (the rows computed on a read connection, then delete + insert in one
+writer transaction), for each scope:
 hotspot (``wifi_footfall_hourly`` / ``_daily``) and zone, sub-district and city (``wifi_footfall_area_*``,
 unique devices counted across the area's hotspots).
 
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Date, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from citydata.store.types import UTCDateTime
@@ -83,7 +82,7 @@ def _stmts(target_time: str, at_type: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-# (INSERT, SELECT) per scope. A rebuild runs the SELECTs as background reads (a WAL / MVCC snapshot, taken
+# (INSERT, SELECT) per scope. A rebuild runs the SELECTs on a read connection (a WAL / MVCC snapshot, taken
 # after the presence it reads was committed: presence is only written by ``flush``, under the service's lock,
 # like the rebuilds), and hands the writer only the DELETE and the few result rows: a busy hour's rebuild reads
 # hundreds of thousands of presence rows, and in the writer's transaction it held every other write for that
@@ -210,12 +209,11 @@ class Rollups:
     async def _rebuild(self, stmts: list[tuple[Any, Any]], deletes: list[Any], window: dict[str, Any],
                        at: Any) -> None:
         """Compute the rollup rows of one window on a read connection, then replace them in one writer job."""
-        def compute(conn: Connection) -> list[tuple[Any, list[dict[str, Any]]]]:
-            return [(insert, [{**dict(r), "at": at} for r in conn.execute(select_stmt, window).mappings()])
-                    for insert, select_stmt in stmts]
-
-        # background work: on SQLite at a lowered CPU priority, so that ingest keeps the CPU (store/background.py)
-        results = await self.store.read_background(compute)
+        results: list[tuple[Any, list[dict[str, Any]]]] = []
+        async with self.store.read() as conn:
+            for insert, select_stmt in stmts:
+                rows = [{**dict(r), "at": at} for r in (await conn.execute(select_stmt, window)).mappings()]
+                results.append((insert, rows))
 
         async def op(conn: AsyncConnection) -> None:
             for stmt in deletes:
