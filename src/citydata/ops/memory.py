@@ -51,13 +51,25 @@ def _mallinfo2() -> Callable[[], _MallInfo2] | None:
 
 @functools.cache
 def _sqlite_memory_used() -> Callable[[], int] | None:
-    import sqlite3  # noqa: F401  (loads the library the sqlite3 module links, so dlopen below shares it)
+    """``sqlite3_memory_used`` of the SQLite library the ``sqlite3`` module uses, when that is a shared library
+    this process has loaded (Linux: found in ``/proc/self/maps``). Where SQLite is compiled into the module
+    (some Python builds), another copy of the library would count nothing: then None."""
+    import sqlite3  # noqa: F401  (loads the library the sqlite3 module links)
 
-    name = ctypes.util.find_library("sqlite3")
-    if name is None:                  # SQLite compiled into the sqlite3 module: its counters are not reachable
+    path = None
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                name = line.rsplit(None, 1)[-1]
+                if "/libsqlite3" in name and ".so" in name:
+                    path = name
+                    break
+    except OSError:
+        return None
+    if path is None:
         return None
     try:
-        fn: Callable[[], int] = ctypes.CDLL(name).sqlite3_memory_used
+        fn: Callable[[], int] = ctypes.CDLL(path).sqlite3_memory_used   # the same handle: already loaded
     except (OSError, AttributeError):
         return None
     fn.restype = ctypes.c_int64                             # type: ignore[attr-defined]
