@@ -21,11 +21,19 @@ from collections.abc import Callable
 
 
 @functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs a subprocess)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim: Callable[[int], int] = libc.malloc_trim
-    except (OSError, AttributeError):     # not glibc (musl, macOS): nothing to do
+        trim: Callable[[int], int] = _libc().malloc_trim    # type: ignore[union-attr]
+    except AttributeError:                # no C library, or not glibc (musl, macOS): nothing to do
         return None
     trim.argtypes = [ctypes.c_size_t]    # type: ignore[attr-defined]
     trim.restype = ctypes.c_int          # type: ignore[attr-defined]
@@ -41,9 +49,8 @@ class _MallInfo2(ctypes.Structure):
 @functools.cache
 def _mallinfo2() -> Callable[[], _MallInfo2] | None:
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn: Callable[[], _MallInfo2] = libc.mallinfo2       # glibc 2.33 and later
-    except (OSError, AttributeError):
+        fn: Callable[[], _MallInfo2] = _libc().mallinfo2    # type: ignore[union-attr]  # glibc 2.33 and later
+    except AttributeError:                # no C library, or not glibc
         return None
     fn.restype = _MallInfo2                                 # type: ignore[attr-defined]
     return fn
@@ -82,7 +89,7 @@ def _proc_status() -> dict[str, int]:
         with open("/proc/self/status") as f:
             for line in f:
                 key, _, rest = line.partition(":")
-                if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                if key in ("VmRSS", "RssAnon", "RssFile"):
                     out[key] = int(rest.split()[0]) * 1024
     except OSError:                   # not Linux
         pass
